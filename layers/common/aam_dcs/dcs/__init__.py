@@ -1,0 +1,1 @@
+"""DCS transport: regions, query building, the HTTP session, retries and response parsing."""
