@@ -113,3 +113,11 @@ def request_cookies(app: APIGatewayRestResolver) -> str | None:
     if values:
         return "; ".join(values)
     return app.current_event.headers.get("cookie") or None
+
+
+def with_request_cookies(app: APIGatewayRestResolver, data: dict[str, Any]) -> dict[str, Any]:
+    """A POST body without ``cookies`` or ``amcv`` uses the request's own Cookie header (browser calls)."""
+    if "cookies" in data or "amcv" in data:
+        return data
+    cookies = request_cookies(app)
+    return {**data, "cookies": cookies} if cookies else data

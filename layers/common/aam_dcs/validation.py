@@ -21,7 +21,10 @@ def parse_model[M: BaseModel](model: type[M], data: Any) -> M:
 
 
 def invalid_request_from(exc: ValidationError) -> InvalidRequest:
-    problems = [{"field": field_path(err["loc"]), "rule": err["msg"]} for err in exc.errors(include_input=False)]
+    problems = [
+        {"field": field_path(err["loc"]), "rule": err["msg"].removeprefix("Value error, ")}
+        for err in exc.errors(include_input=False)
+    ]
     first = problems[0] if problems else {"field": "body", "rule": "invalid"}
     return InvalidRequest(
         f"invalid {first['field']}: {first['rule']}", field=first["field"], rule=first["rule"], errors=problems

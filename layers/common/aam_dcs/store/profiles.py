@@ -63,3 +63,12 @@ class ProfileStore(Protocol):
     def count_call(self, key: str, window: int, ttl_seconds: int) -> int:
         """Add one call to the user's counter for ``window`` and return the new count."""
         ...
+
+
+def configured_store(table_name: str | None) -> ProfileStore | None:
+    """The DynamoDB store when ``PROFILES_TABLE`` is set; no table means no memory between calls."""
+    if not table_name:
+        return None
+    from aam_dcs.store.dynamodb import DynamoDbProfileStore  # noqa: PLC0415 - avoids a cycle, stays lazy
+
+    return DynamoDbProfileStore(table_name)

@@ -1,0 +1,87 @@
+"""The ``send_signals`` contract: input (identity fields plus the signal fields) and result."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Final, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from aam_dcs.ids.models import IdentityInput
+
+SendStatus = Literal["sent", "queued", "skipped_opted_out", "discarded", "dry_run"]
+
+_TC_STRING: Final = re.compile(r"^[A-Za-z0-9_.\-]+$")
+_EVENT_ID: Final = re.compile(r"^[\x21-\x7e]{1,128}$")
+_HEADER_VALUE: Final = re.compile(r"^[\x20-\x7e]*$")
+
+
+class Consent(BaseModel):
+    """IAB TCF consent: ``gdpr`` and ``gdpr_consent`` only together (the DCS needs both)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    gdpr: bool
+    gdpr_consent: str = Field(min_length=1, max_length=4096)
+
+    @field_validator("gdpr_consent")
+    @classmethod
+    def _tc_string(cls, value: str) -> str:
+        if not _TC_STRING.match(value):
+            raise ValueError("must be a URL-safe TC string (letters, digits, '-', '_', '.')")
+        return value
+
+    def params(self) -> list[tuple[str, str]]:
+        return [("gdpr", "1" if self.gdpr else "0"), ("gdpr_consent", self.gdpr_consent)]
+
+
+class SendSignalsInput(IdentityInput):
+    signals: dict[str, Any] = Field(default_factory=dict)
+    trait_ids: list[int] = Field(default_factory=list, max_length=100)
+    consent: Consent | None = None
+    event_id: str | None = None
+    return_segments: bool = False
+    mode: Literal["sync", "async"] = "sync"
+    dry_run: bool = False
+    user_agent: str | None = Field(default=None, max_length=1024)
+    referer: str | None = Field(default=None, max_length=2048)
+
+    @field_validator("trait_ids")
+    @classmethod
+    def _positive_traits(cls, value: list[int]) -> list[int]:
+        if any(t <= 0 for t in value):
+            raise ValueError("trait IDs are positive integers")
+        return value
+
+    @field_validator("event_id")
+    @classmethod
+    def _event_id(cls, value: str | None) -> str | None:
+        if value is not None and not _EVENT_ID.match(value):
+            raise ValueError("must be 1-128 printable ASCII characters without spaces")
+        return value
+
+    @field_validator("user_agent", "referer")
+    @classmethod
+    def _header_value(cls, value: str | None) -> str | None:
+        if value is not None and not _HEADER_VALUE.match(value):
+            raise ValueError("must be printable ASCII: no CR, LF or control characters")
+        return value
+
+    @property
+    def has_data(self) -> bool:
+        return bool(self.signals or self.trait_ids or self.customer_ids)
+
+
+class Warning_(BaseModel):
+    code: int
+    msg: str = ""
+
+
+class SendSignalsResult(BaseModel):
+    status: SendStatus
+    region_id: int | None = None
+    tid: str | None = None
+    warnings: list[Warning_] = Field(default_factory=list)
+    segments: list[str] | None = None
+    request: str | None = None
+    opted_out: bool = False
