@@ -421,8 +421,8 @@ def test_each_function_reaches_only_its_own_queue(resources: dict[str, Any]) -> 
         }
 
     assert queues("ResolveIdsFunction") == set()
-    assert queues("SendSignalsFunction") == {"SignalQueue"}
-    assert queues("LookupSegmentsFunction") == {"EnrichQueue"}
+    assert queues("SendSignalsFunction") == {"SignalQueue", "SignalDeadLetterQueue"}
+    assert queues("LookupSegmentsFunction") == {"EnrichQueue", "EnrichDeadLetterQueue"}
 
 
 # --------------------------------------------------------------------------- template: data, logs, alarms

@@ -35,6 +35,8 @@ ENV_NAMES = {
     "profiles_table": "PROFILES_TABLE",
     "signal_queue_url": "SIGNAL_QUEUE_URL",
     "enrich_queue_url": "ENRICH_QUEUE_URL",
+    "signal_dlq_url": "SIGNAL_DLQ_URL",
+    "enrich_dlq_url": "ENRICH_DLQ_URL",
     "event_bus_name": "EVENT_BUS_NAME",
     "allowed_origins": "ALLOWED_ORIGINS",
 }
@@ -63,6 +65,8 @@ class Settings(BaseModel):
     profiles_table: str | None = None
     signal_queue_url: str | None = None
     enrich_queue_url: str | None = None
+    signal_dlq_url: str | None = None
+    enrich_dlq_url: str | None = None
     event_bus_name: str | None = None
     allowed_origins: tuple[str, ...] = ()
 
