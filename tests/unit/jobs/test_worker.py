@@ -1,0 +1,90 @@
+import threading
+
+import pytest
+
+from aam_dcs.jobs.deadletter import InMemoryDeadLetters
+from aam_dcs.jobs.worker import PermanentFailure, process_fifo_batch
+from tests.support.events import FakeLambdaContext, sqs_event
+
+
+class Crash(BaseException):
+    """Stands for the Lambda runtime dying mid-batch."""
+
+
+def batch(*groups_and_bodies):
+    return sqs_event(list(groups_and_bodies))
+
+
+def ids_of(event, *positions):
+    return [{"itemIdentifier": event["Records"][p]["messageId"]} for p in positions]
+
+
+def test_messages_of_a_group_run_in_queue_order():
+    seen = []
+    event = batch(*[("visitor-1", {"n": n}) for n in range(10)])
+    answer = process_fifo_batch(event, FakeLambdaContext(), lambda r: seen.append(r.json_body["n"]))
+    assert answer == {"batchItemFailures": []}
+    assert seen == list(range(10))
+
+
+def test_groups_run_concurrently():
+    groups = 5
+    barrier = threading.Barrier(groups, timeout=5)
+    event = batch(*[(f"visitor-{g}", {"g": g}) for g in range(groups)])
+    # Each handler waits for all the others: this only completes if the five groups run at once.
+    answer = process_fifo_batch(event, FakeLambdaContext(), lambda r: barrier.wait())
+    assert answer == {"batchItemFailures": []}
+
+
+def test_a_failure_skips_the_rest_of_its_group_only():
+    ran = []
+
+    def handle(record):
+        ran.append((record.attributes.message_group_id, record.json_body["n"]))
+        if record.json_body["n"] == 1:
+            raise RuntimeError("DCS unavailable")
+
+    event = batch(("a", {"n": 0}), ("a", {"n": 1}), ("b", {"n": 2}), ("a", {"n": 3}), ("b", {"n": 4}))
+    answer = process_fifo_batch(event, FakeLambdaContext(), handle)
+    assert sorted(f["itemIdentifier"] for f in answer["batchItemFailures"]) == sorted(
+        f["itemIdentifier"] for f in ids_of(event, 1, 3)
+    )
+    assert ("a", 3) not in ran
+    assert ("b", 4) in ran
+
+
+def test_a_batch_that_fails_entirely_is_reported_not_raised():
+    event = batch(("a", {}), ("b", {}))
+    answer = process_fifo_batch(event, FakeLambdaContext(), lambda r: 1 / 0)
+    assert len(answer["batchItemFailures"]) == 2
+
+
+def test_permanent_failures_are_dead_lettered_with_the_reason_and_acknowledged():
+    dead = InMemoryDeadLetters()
+
+    def handle(record):
+        if record.json_body["n"] == 0:
+            raise PermanentFailure("dropped by the DCS", codes=[311])
+
+    event = batch(("a", {"n": 0}), ("a", {"n": 1}))
+    answer = process_fifo_batch(event, FakeLambdaContext(), handle, dead_letters=dead)
+    assert answer == {"batchItemFailures": []}
+    assert [(m[0], m[2], m[3]) for m in dead.messages] == [
+        (event["Records"][0]["messageId"], "dropped by the DCS", {"codes": [311]})
+    ]
+
+
+def test_permanent_failures_without_a_dlq_are_left_to_sqs_redrive():
+    def handle(record):
+        raise PermanentFailure("invalid message")
+
+    event = batch(("a", {"n": 0}))
+    assert process_fifo_batch(event, FakeLambdaContext(), handle) == {"batchItemFailures": ids_of(event, 0)}
+
+
+def test_a_crash_propagates_so_the_whole_batch_is_redelivered():
+    def handle(record):
+        raise Crash
+
+    with pytest.raises(Crash):
+        process_fifo_batch(batch(("a", {}), ("b", {})), FakeLambdaContext(), handle)
