@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response, content_types
+from aws_lambda_powertools.event_handler.exceptions import ServiceError
 from pydantic import ValidationError
 
 from aam_dcs.config import get_settings
@@ -28,6 +29,7 @@ def build_resolver() -> APIGatewayRestResolver:
     app = APIGatewayRestResolver(cors=_cors_config(get_settings().allowed_origins))
     app.exception_handler(AamDcsError)(error_response)
     app.exception_handler(ValidationError)(lambda exc: error_response(invalid_request_from(exc)))
+    app.exception_handler(ServiceError)(_service_error)
     app.exception_handler(Exception)(_unexpected_error)
     return app
 
@@ -51,6 +53,11 @@ def error_response(exc: AamDcsError) -> Response[str]:
     if exc.http_status >= 500:
         logger.warning("request failed", extra={"error": type(exc).__name__, "status": exc.http_status})
     return json_response(exc.http_status, exc.to_dict(), headers)
+
+
+def _service_error(exc: ServiceError) -> Response[str]:
+    """Routing errors of the resolver itself: unknown route (404), method not allowed..."""
+    return json_response(exc.status_code, {"error": type(exc).__name__, "message": exc.msg})
 
 
 def _unexpected_error(exc: Exception) -> Response[str]:
