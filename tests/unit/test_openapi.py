@@ -11,7 +11,6 @@ from local.template import Template
 from tests.support.events import FakeLambdaContext, api_event
 
 
-
 def documented_routes():
     document = build_document()
     return {
