@@ -4,3 +4,5 @@ Layout by capability: ``dcs`` (transport), ``ids`` (identity resolution), ``sign
 ``segments``, ``store`` and ``jobs`` (AWS adapters), ``api`` (HTTP mapping).
 Nothing heavy is imported here: each function imports only what it uses.
 """
+
+__version__ = "0.1.0"
