@@ -117,3 +117,14 @@ def test_invalid_request_body_lists_every_problem(app):
     assert code == 400
     assert {p["field"] for p in payload["errors"]} >= {"region_id", "names"}
     assert isinstance(InvalidRequest("x").to_dict(), dict)
+
+
+def test_preflight_answers_each_allowed_origin_and_no_other(app):
+    for origin in ("https://shop.example", "https://www.shop.example"):
+        headers = {"Origin": origin, "Access-Control-Request-Method": "POST"}
+        _, _, response = call(app, api_event("OPTIONS", "/echo", headers=headers))
+        assert response["statusCode"] == 204
+        assert response["multiValueHeaders"]["Access-Control-Allow-Origin"] == [origin]
+    headers = {"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"}
+    _, _, response = call(app, api_event("OPTIONS", "/echo", headers=headers))
+    assert "Access-Control-Allow-Origin" not in response["multiValueHeaders"]
