@@ -99,3 +99,18 @@ class DcsBadResponse(DcsError):
     """The DCS answered with a body that is not the JSON it documents."""
 
     retryable = True
+
+
+class RateLimited(AamDcsError):
+    """The bundle refused to call the DCS: the visitor reached its calls-per-minute cap.
+
+    The cap (``AAM_USER_CALLS_PER_MINUTE``) keeps every visitor far from the call rates that get
+    an ID denylisted for good. ``retry_after`` is the number of seconds until the cap resets.
+    """
+
+    http_status = 429
+    retryable = True
+
+    def __init__(self, message: str, *, retry_after: float, **details: Any) -> None:
+        super().__init__(message, retry_after=round(retry_after, 3), **details)
+        self.retry_after = retry_after

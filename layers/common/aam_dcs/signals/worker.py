@@ -1,0 +1,245 @@
+"""The signal queue worker: one DCS call per queued message, none lost, none sent twice on redelivery.
+
+Each batch goes through the shared FIFO worker (:func:`aam_dcs.jobs.worker.process_fifo_batch`):
+one thread per visitor (message group), in order within a group. For each message:
+
+1. parse and validate it again; an invalid message is a ``PermanentFailure`` (dead-lettered with
+   its reason), as is a call that can no longer be built, or a visitor who opted out meanwhile;
+2. run the delivery (denylist guard, the DCS call, its answer) once per key through the
+   idempotency store: key = the visitor and ``event_id`` (or the SQS message ID), so a redelivered
+   message that was already delivered is answered from the store and makes no call;
+3. remember what the DCS taught; a ``discarded`` answer (311, opt-out, denylisted, blocked) is a
+   ``PermanentFailure`` with the reason, codes and ``tid``; ``DcsRejected`` too.
+
+Anything else is retried by SQS: ``DcsUnavailable``, ``DcsBadResponse``, ``DcsTimeout`` (the DCS
+may have processed the call: counted in ``PossibleDuplicates``), ``RateLimited`` (the visitor
+waits in the queue until the guard's window ends), a delivery still marked in progress, or an
+unexpected error. The retried messages (and the later messages of their group, which the FIFO
+worker skipped) are made visible again after a backoff that grows with ``ApproximateReceiveCount``;
+after ``maxReceiveCount`` receives SQS moves a message to the dead-letter queue itself.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+from aam_dcs.errors import DcsBadResponse, DcsError, DcsRejected, InvalidRequest, RateLimited
+from aam_dcs.jobs.deadletter import SqsDeadLetters
+from aam_dcs.jobs.idempotency import DeliveryInProgress, Idempotency, NoIdempotency, PowertoolsIdempotency
+from aam_dcs.jobs.signal_queue import SignalQueue
+from aam_dcs.jobs.worker import DeadLetters, PermanentFailure, process_fifo_batch
+from aam_dcs.observability import fingerprint, logger
+from aam_dcs.signals.messages import KIND, QueuedSignals, parse_message
+from aam_dcs.signals.outcome import Delivery
+from aam_dcs.signals.send import PreparedCall, SignalSender, count
+from aam_dcs.signals.wire import event_request
+
+#: A handler for the other kinds of message on the queue (a batch job's ``continue_job``).
+KindHandler = Callable[[SQSRecord, dict[str, Any]], None]
+
+MAX_RECEIVES_HINT: Final = 16
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Seconds before the n-th retry: ``base * 2**(n-1)``, capped (n = ApproximateReceiveCount)."""
+
+    base_seconds: int = 30
+    max_seconds: int = 900
+
+    def delay(self, receive_count: int) -> int:
+        exponent = min(max(receive_count, 1), MAX_RECEIVES_HINT) - 1
+        return int(min(self.max_seconds, self.base_seconds * 2**exponent))
+
+
+@dataclass
+class SignalWorker:
+    sender: SignalSender
+    idempotency: Idempotency = field(default_factory=NoIdempotency)
+    queue: SignalQueue | None = None
+    dead_letters: DeadLetters | None = None
+    backoff: Backoff = field(default_factory=Backoff)
+    other_kinds: Mapping[str, KindHandler] = field(default_factory=dict)
+    max_parallel_groups: int = 10
+
+    def process(self, event: Mapping[str, Any], context: Any) -> dict[str, list[dict[str, str]]]:
+        """An SQS FIFO batch; the answer is Lambda's partial batch response."""
+        self.idempotency.register(context)
+        delays: dict[str, int] = {}
+        answer = process_fifo_batch(
+            event,
+            context,
+            lambda record: self.handle(record, delays),
+            dead_letters=self.dead_letters,
+            max_parallel_groups=self.max_parallel_groups,
+        )
+        self._delay_retries(event.get("Records", []), answer["batchItemFailures"], delays)
+        return answer
+
+    def handle(self, record: SQSRecord, delays: dict[str, int] | None = None) -> None:
+        """One message; a retryable failure records its delay in ``delays`` and re-raises."""
+        try:
+            self._route(record)
+        except PermanentFailure as failure:
+            log_permanent(record, failure)
+            raise
+        except Exception as error:
+            count("SignalRetries")
+            delay = self._retry_delay(record, error)
+            if delays is not None:
+                delays[record.message_id] = delay
+            logger.warning(
+                "signal message will be retried",
+                extra={"error": type(error).__name__, "delay_seconds": delay, "message_id": record.message_id},
+            )
+            raise
+
+    def _route(self, record: SQSRecord) -> None:
+        kind = _kind(record.body)
+        if kind == KIND:
+            self._send(record)
+            return
+        handler = self.other_kinds.get(str(kind))
+        if handler is None:
+            raise PermanentFailure("invalid_message", field="kind", rule=f"unknown message kind {str(kind)[:40]!r}")
+        handler(record, json.loads(record.body))
+
+    def _send(self, record: SQSRecord) -> None:
+        message = _parse(record)
+        call = self._prepare(message)
+        delivery = self._deliver_once(record, message, call)
+        self.sender.learn(call, delivery)
+        count(f"Signals{delivery.status.capitalize()}")
+        if delivery.status == "discarded":
+            raise PermanentFailure(
+                delivery.reason or "discarded",
+                codes=delivery.codes,
+                tid=delivery.tid,
+                event_id=message.request.event_id,
+            )
+
+    def _prepare(self, message: QueuedSignals) -> PreparedCall:
+        request = message.request
+        try:
+            prepared = self.sender.prepare(request)
+            if isinstance(prepared, PreparedCall) and message.blob and not prepared.resolved.blob:
+                prepared = self._with_blob(prepared, message.blob)
+        except InvalidRequest as invalid:
+            raise PermanentFailure("invalid_request", **invalid.details) from None
+        if not isinstance(prepared, PreparedCall):
+            raise PermanentFailure("opted_out", event_id=request.event_id)
+        return prepared
+
+    def _with_blob(self, call: PreparedCall, blob: str) -> PreparedCall:
+        """The blob queued with the message, when the resolution found none (no table)."""
+        resolved = call.resolved.model_copy(update={"blob": blob})
+        dcs_request = event_request(call.request, resolved, self.sender.settings)
+        return PreparedCall(call.request, resolved, call.visitor, dcs_request)
+
+    def _deliver_once(self, record: SQSRecord, message: QueuedSignals, call: PreparedCall) -> Delivery:
+        ran = False
+
+        def work() -> dict[str, Any]:
+            nonlocal ran
+            ran = True
+            delivery, _ = self.sender.deliver(call)
+            return delivery.to_dict()
+
+        key = f"{call.visitor}#{message.request.event_id or 'msg:' + record.message_id}"
+        try:
+            stored = self.idempotency.run(key, work)
+        except DcsRejected as rejected:
+            raise PermanentFailure("rejected_by_dcs", codes=rejected.codes, tid=rejected.tid) from None
+        except DcsError as error:
+            if error.details.get("may_have_processed") or isinstance(error, DcsBadResponse):
+                count("PossibleDuplicates")
+            raise
+        except DeliveryInProgress:
+            count("DeliveriesInProgress")
+            raise
+        if not ran:
+            count("SignalsAlreadyDelivered")
+        return Delivery.from_dict(stored)
+
+    def _retry_delay(self, record: SQSRecord, error: Exception) -> int:
+        backoff = self.backoff.delay(_receive_count(record))
+        if isinstance(error, RateLimited):
+            count("DenylistGuardWaits")
+            return max(1, math.ceil(error.retry_after))
+        if isinstance(error, DcsError) and error.retry_after:
+            return max(backoff, math.ceil(error.retry_after))
+        return backoff
+
+    def _delay_retries(
+        self, records: list[dict[str, Any]], failures: list[dict[str, str]], delays: Mapping[str, int]
+    ) -> None:
+        """Failed messages, and the skipped later messages of their group, come back after the delay."""
+        if self.queue is None or not failures:
+            return
+        failed = {failure["itemIdentifier"] for failure in failures}
+        by_group: dict[str, int] = {}
+        handles: dict[str, int] = {}
+        for record in map(SQSRecord, records):
+            if record.message_id not in failed:
+                continue
+            group = record.attributes.message_group_id or record.message_id
+            delay = delays.get(record.message_id) or by_group.get(group) or self.backoff.delay(_receive_count(record))
+            by_group.setdefault(group, delay)
+            handles[record.receipt_handle] = delay
+        self.queue.delay(handles)
+
+
+def _kind(body: str) -> object:
+    try:
+        data = json.loads(body)
+    except (json.JSONDecodeError, RecursionError):
+        raise PermanentFailure("invalid_message", field="body", rule="must be JSON") from None
+    if not isinstance(data, dict):
+        raise PermanentFailure("invalid_message", field="body", rule="must be a JSON object")
+    return data.get("kind")
+
+
+def _parse(record: SQSRecord) -> QueuedSignals:
+    try:
+        return parse_message(record.body)
+    except InvalidRequest as invalid:
+        raise PermanentFailure("invalid_message", **invalid.details) from None
+
+
+def _receive_count(record: SQSRecord) -> int:
+    try:
+        return int(record.attributes.approximate_receive_count)
+    except (TypeError, ValueError):
+        return 1
+
+
+def log_permanent(record: SQSRecord, failure: PermanentFailure) -> None:
+    group = record.attributes.message_group_id or ""
+    details = {k: v for k, v in failure.details.items() if k in {"codes", "tid", "field", "rule"}}
+    logger.warning(
+        "signal message dead-lettered",
+        extra={"reason": failure.reason, "message_id": record.message_id, "visitor": fingerprint(group), **details},
+    )
+
+
+def default_worker(sender: SignalSender, other_kinds: Mapping[str, KindHandler] | None = None) -> SignalWorker:
+    """The container's worker: idempotency on the profiles table, delays and dead letters on the queues.
+
+    No ``PROFILES_TABLE``: no idempotency (a redelivered message calls the DCS again). No
+    ``SIGNAL_DLQ_URL``: permanent failures are retried until SQS redrives them.
+    """
+    settings = sender.settings
+    table = settings.profiles_table
+    return SignalWorker(
+        sender=sender,
+        idempotency=PowertoolsIdempotency(table) if table else NoIdempotency(),
+        queue=sender.queue,
+        dead_letters=SqsDeadLetters(settings.signal_dlq_url) if settings.signal_dlq_url else None,
+        other_kinds=dict(other_kinds or {}),
+    )
