@@ -1,0 +1,257 @@
+"""The functions of the template, run in-process the way Lambda runs them.
+
+Each function's ``functions/<name>/app.py`` is imported by file path under a unique module name,
+with the shared layer (``layers/common``) on ``sys.path`` as Lambda puts ``/opt/python`` there.
+A function keeps a small pool of "containers" (separately imported copies of its module): an
+invocation takes an idle one or cold-starts a new one, so concurrent requests never share one
+handler instance (a Powertools resolver keeps the current event on itself), and warm ones are reused.
+
+Events and results go through JSON like Lambda's runtime API: the handler gets a fresh copy,
+and a result that is not JSON-serializable fails the invocation (``Runtime.MarshalError``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import json
+import sys
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from types import ModuleType
+from typing import Any
+
+from local.template import LOCAL_ACCOUNT, LOCAL_REGION, LOCAL_STACK_NAME, REPO_ROOT, Function
+
+LAYER_DIRS = (REPO_ROOT / "layers" / "common",)
+_module_counter = itertools.count(1)
+_import_lock = threading.Lock()
+
+Handler = Callable[[Any, Any], Any]
+
+
+class LambdaContext:
+    """The context object Lambda passes to a Python handler."""
+
+    def __init__(
+        self,
+        function_name: str,
+        *,
+        memory_limit_in_mb: int = 128,
+        timeout_seconds: float = 3,
+        region: str = LOCAL_REGION,
+        account: str = LOCAL_ACCOUNT,
+        request_id: str | None = None,
+    ) -> None:
+        self.function_name = function_name
+        self.function_version = "$LATEST"
+        self.invoked_function_arn = f"arn:aws:lambda:{region}:{account}:function:{function_name}"
+        self.memory_limit_in_mb = int(memory_limit_in_mb)
+        self.aws_request_id = request_id or str(uuid.uuid4())
+        self.log_group_name = f"/aws/lambda/{function_name}"
+        self.log_stream_name = time.strftime("%Y/%m/%d/[$LATEST]") + uuid.uuid4().hex
+        self.identity = None
+        self.client_context = None
+        self._deadline = time.monotonic() + float(timeout_seconds)
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+class InvocationError(RuntimeError):
+    """A failed invocation, shaped like Lambda's error payload (``errorType``, ``errorMessage``)."""
+
+    def __init__(self, error_type: str, message: str, stack: list[str] | None = None) -> None:
+        super().__init__(f"{error_type}: {message}")
+        self.error_type = error_type
+        self.error_message = message
+        self.stack_trace = stack or []
+
+    def payload(self) -> dict[str, Any]:
+        return {"errorType": self.error_type, "errorMessage": self.error_message, "stackTrace": self.stack_trace}
+
+
+def ensure_layers_on_path() -> None:
+    for layer in LAYER_DIRS:
+        if str(layer) not in sys.path:
+            sys.path.insert(0, str(layer))
+
+
+def layer_packages() -> list[str]:
+    """Top-level packages the layers provide (``aam_dcs``)."""
+    names = []
+    for layer in LAYER_DIRS:
+        if layer.is_dir():
+            names += [p.name for p in layer.iterdir() if (p / "__init__.py").is_file()]
+    return names
+
+
+@contextmanager
+def fresh_layer_modules() -> Iterator[None]:
+    """Import the layer's packages afresh inside the block, as a new Lambda container would.
+
+    Module-level caches in the layer (settings read once, lazily created clients) belong to one
+    "deployment"; a second local stack in the same process (tests) must not inherit them. The
+    modules loaded before the block are put back after it.
+    """
+    prefixes = tuple(layer_packages())
+
+    def ours(name: str) -> bool:
+        return any(name == p or name.startswith(p + ".") for p in prefixes)
+
+    with _import_lock:
+        saved = {name: module for name, module in sys.modules.items() if ours(name)}
+        for name in saved:
+            del sys.modules[name]
+    try:
+        yield
+    finally:
+        with _import_lock:
+            for name in [n for n in sys.modules if ours(n)]:
+                del sys.modules[name]
+            sys.modules.update(saved)
+
+
+def load_handler(function: Function) -> Handler:
+    """Import ``functions/<name>/app.py`` under a unique module name and return its handler."""
+    ensure_layers_on_path()
+    path = function.module_file
+    if not path.is_file():
+        raise InvocationError("Runtime.ImportModuleError", f"Unable to import module: {path.name} not found")
+    module_name = f"_local_fn_{function.name}_{next(_module_counter)}"
+    with _import_lock:
+        code_dir = str(function.code_dir)
+        sys.path.insert(0, code_dir)
+        try:
+            spec = importlib.util.spec_from_file_location(module_name, path)
+            assert spec is not None
+            assert spec.loader is not None
+            module: ModuleType = importlib.util.module_from_spec(spec)
+            sys.modules[module_name] = module
+            try:
+                spec.loader.exec_module(module)
+            except Exception as exc:
+                sys.modules.pop(module_name, None)
+                raise InvocationError(
+                    "Runtime.ImportModuleError",
+                    f"Unable to import module '{function.handler}': {type(exc).__name__}: {exc}",
+                    traceback.format_exception(exc),
+                ) from exc
+        finally:
+            sys.path.remove(code_dir)
+    handler = getattr(module, function.handler_attr, None)
+    if not callable(handler):
+        raise InvocationError("Runtime.HandlerNotFound", f"Handler '{function.handler}' missing on module")
+    return handler  # type: ignore[no-any-return]
+
+
+class LocalFunction:
+    """One function of the template with a pool of warm handler instances."""
+
+    def __init__(
+        self,
+        function: Function,
+        *,
+        stack_name: str = LOCAL_STACK_NAME,
+        region: str = LOCAL_REGION,
+        account: str = LOCAL_ACCOUNT,
+        max_containers: int = 10,
+        memory_size: int | None = None,
+        timeout: int | None = None,
+    ) -> None:
+        self.function = function
+        self.function_name = f"{stack_name}-{function.logical_id}"
+        self.region = region
+        self.account = account
+        self.memory_size = int(memory_size if memory_size is not None else _as_int(function.memory_size, 128))
+        self.timeout = int(timeout if timeout is not None else _as_int(function.timeout, 3))
+        self._max = max_containers
+        self._idle: list[Handler] = []
+        self._count = 0
+        self._cond = threading.Condition()
+        self.invocations = 0
+        self.errors = 0
+        self.cold_starts = 0
+
+    @property
+    def logical_id(self) -> str:
+        return self.function.logical_id
+
+    @property
+    def name(self) -> str:
+        return self.function.name
+
+    def warm(self) -> None:
+        """Start one container now (raises when the handler cannot be imported)."""
+        handler = self._new_container()
+        with self._cond:
+            self._idle.append(handler)
+
+    def context(self) -> LambdaContext:
+        return LambdaContext(
+            self.function_name,
+            memory_limit_in_mb=self.memory_size,
+            timeout_seconds=self.timeout,
+            region=self.region,
+            account=self.account,
+        )
+
+    def invoke(self, event: Any, context: Any = None) -> Any:
+        """Invoke with a JSON copy of ``event``; the handler's own exception propagates unchanged."""
+        try:
+            payload = json.loads(json.dumps(event))
+        except (TypeError, ValueError) as exc:
+            raise InvocationError("InvalidRequestContentException", f"event is not JSON: {exc}") from exc
+        handler = self._acquire()
+        try:
+            self.invocations += 1
+            result = handler(payload, context or self.context())
+        except Exception:
+            self.errors += 1
+            raise
+        finally:
+            self._release(handler)
+        try:
+            return json.loads(json.dumps(result))
+        except (TypeError, ValueError) as exc:
+            self.errors += 1
+            raise InvocationError("Runtime.MarshalError", f"Unable to marshal response: {exc}") from exc
+
+    __call__ = invoke
+
+    def _new_container(self) -> Handler:
+        with self._cond:
+            self._count += 1
+        try:
+            handler = load_handler(self.function)
+        except BaseException:
+            with self._cond:
+                self._count -= 1
+                self._cond.notify()
+            raise
+        self.cold_starts += 1
+        return handler
+
+    def _acquire(self) -> Handler:
+        with self._cond:
+            while not self._idle and self._count >= self._max:
+                self._cond.wait()
+            if self._idle:
+                return self._idle.pop()
+        return self._new_container()
+
+    def _release(self, handler: Handler) -> None:
+        with self._cond:
+            self._idle.append(handler)
+            self._cond.notify()
+
+
+def _as_int(value: Any, default: int) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
