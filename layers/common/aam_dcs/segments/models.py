@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Final, Literal
 
 from pydantic import BaseModel, Field
 
@@ -10,13 +10,22 @@ from aam_dcs.ids.models import IdentityInput
 
 CacheState = Literal["hit", "miss", "bypass", "stale"]
 
+DEFAULT_MAX_AGE_SECONDS: Final = 300
+MAX_AGE_LIMIT_SECONDS: Final = 30 * 24 * 3600
+
 
 class LookupInput(IdentityInput):
-    max_age_seconds: int = Field(default=300, ge=0, le=30 * 24 * 3600)
+    """The identity fields plus cache options: accept a cached answer up to ``max_age_seconds`` old
+    (0: always ask the DCS), or skip the cache read altogether with ``refresh``."""
+
+    max_age_seconds: int = Field(default=DEFAULT_MAX_AGE_SECONDS, ge=0, le=MAX_AGE_LIMIT_SECONDS)
     refresh: bool = False
 
 
 class LookupResult(BaseModel):
+    """The ``lookup_segments`` answer. Beyond the design's fields: ``mid`` (the ECID used) and
+    ``stale`` (true when a DCS outage was answered from an older cached entry, ``cache: "stale"``)."""
+
     segments: list[str]
     segment_source: Literal["stuff", "cts"]
     cache: CacheState
