@@ -28,6 +28,7 @@ help:
 	@echo "make lint       ruff, ruff format --check, mypy"
 	@echo "make validate   cfn-lint and sam validate --lint"
 	@echo "make build      sam build (Python 3.13, arm64)"
+	@echo "make enrich     run the scheduled enrichment job now (make send-batch: the signals job)"
 	@echo "make bench      benchmarks; writes bench/results/latest.json"
 	@echo "make deploy     sam deploy --config-env $(ENV)"
 
@@ -75,6 +76,12 @@ deploy: build
 .PHONY: run
 run: venv
 	$(PY) -m local.run --api-port $(API_PORT) --dcs-port $(DCS_PORT)
+
+.PHONY: enrich send-batch
+enrich: venv  ## the scheduled enrichment job, now, with the schedule's input (on `make run`'s stack if it runs)
+	$(PY) -m local.jobs enrich --api-port $(API_PORT)
+send-batch: venv  ## the scheduled send_signals job, now
+	$(PY) -m local.jobs send-batch --api-port $(API_PORT)
 
 .PHONY: bench
 bench: venv
