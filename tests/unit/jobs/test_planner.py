@@ -201,3 +201,10 @@ def test_metrics_count_job_progress():
         planner.plan(JOB, None)
         assert (counts["JobRowsRead"], counts["JobRowsQueued"], counts["JobRowsRejected"]) == (3, 2, 1)
         assert counts["JobsCompleted"] == 1
+
+
+def test_a_job_whose_last_page_ends_short_of_time_finishes_without_a_continuation():
+    queue = InMemoryQueue()
+    planner, _ = planner_for([{"n": 1}, {"n": 2}], queue, page_size=2)
+    summary = planner.plan(JOB, CountdownContext(remaining_ms=1))
+    assert (summary["complete"], summary["queued"], len(queue.messages)) == (True, 2, 2)

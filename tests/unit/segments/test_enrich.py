@@ -234,3 +234,16 @@ def test_a_continuation_goes_to_the_planner(kit):
     worker, _ = kit.enrichment_worker(planner=Planner)
     worker.handle(record(json.dumps({"kind": "continue_job", "job": {}}), group="job#x"), "ctx")
     assert resumed == [("continue_job", "ctx")]
+
+
+def test_a_continuation_whose_source_is_gone_is_a_permanent_failure(kit):
+    from aam_dcs.jobs.sources import JobSourceError
+
+    class Planner:
+        def resume(self, body, context):
+            raise JobSourceError("gone", source="s3://bucket/x.jsonl", code="NoSuchKey")
+
+    worker, _ = kit.enrichment_worker(planner=Planner)
+    with pytest.raises(PermanentFailure) as info:
+        worker.handle(record(json.dumps({"kind": "continue_job"}), group="job#x"), None)
+    assert (info.value.reason, info.value.details["code"]) == ("job_source", "NoSuchKey")

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from aam_dcs.errors import DcsBadResponse, DcsRejected, DcsTimeout, DcsUnavailable, InvalidRequest
+from aam_dcs.errors import DcsBadResponse, DcsRejected, DcsTimeout, DcsUnavailable, InvalidRequest, RateLimited
 from aam_dcs.segments.models import LookupInput
 from aam_dcs.store.profiles import SegmentRecord, mid_key
 from tests.support.segments import (
@@ -269,3 +269,25 @@ def test_metrics_count_lookups_cache_states_and_codes(kit):
         assert (counts["SegmentCacheMiss"], counts["SegmentCacheHit"], counts["SegmentCacheStale"]) == (1, 1, 1)
         assert counts["SegmentLookupsOptedOut"] == 1
         assert counts["DcsCode309"] == 1
+
+
+def test_the_denylist_guard_counts_dcs_calls_only_and_refusals_fall_back_to_the_cache():
+    kit = LookupKit(settings=bundle_settings(AAM_USER_CALLS_PER_MINUTE="2"))
+    kit.dcs.event_answers += [stuff_answer("1"), stuff_answer("1", "2")]
+    ask(kit, mid=MID)
+    for _ in range(5):
+        assert ask(kit, mid=MID).cache == "hit"
+    assert ask(kit, mid=MID, refresh=True).segments == ["1", "2"]
+    refused = ask(kit, mid=MID, refresh=True)
+    assert (refused.cache, refused.segments) == ("stale", ["1", "2"])
+    assert len(kit.dcs.requests) == 2
+
+
+def test_a_guard_refusal_without_a_cached_entry_is_rate_limited():
+    kit = LookupKit(settings=bundle_settings(AAM_USER_CALLS_PER_MINUTE="1"))
+    kit.dcs.event_answers.append({"errors": [{"code": 10, "msg": ""}]})
+    with pytest.raises(DcsUnavailable):
+        ask(kit, mid=MID)
+    with pytest.raises(RateLimited) as info:
+        ask(kit, mid=MID)
+    assert 0 < info.value.retry_after <= 60

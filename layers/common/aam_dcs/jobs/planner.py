@@ -23,11 +23,11 @@ in message group ``job#<job_id>``. The queue's worker hands it to :meth:`JobPlan
 goes on from the checkpoint: a source of any size finishes without the 15-minute limit and
 without permission to invoke itself. Every run does at least one page, so a job always advances.
 
-Summary (a run's answer; a continuation's is logged): ``job``, ``read``, ``queued``, ``rejected``,
-``errors`` (design contract) plus ``job_id``, ``skipped``, ``failed`` (rows the queue refused after
-retries, also in ``errors``), ``complete``, ``checkpoint`` (where a continuation resumes; null when
-complete), ``runs`` and ``errors_dropped`` (errors past the first 100 are counted, not listed).
-The counts cover the whole job so far, across continuations.
+Summary (what a run answers; the last run of a continued job logs it as "job finished"): ``job``,
+``read``, ``queued``, ``rejected``, ``errors`` (design contract) plus ``job_id``, ``skipped``,
+``failed`` (rows the queue refused after retries, also in ``errors``), ``complete``, ``checkpoint``
+(where a continuation resumes; null when complete), ``runs`` and ``errors_dropped`` (errors past the
+first 100 are counted, not listed). The counts cover the whole job so far, across continuations.
 """
 
 from __future__ import annotations
@@ -171,11 +171,10 @@ class JobPlanner:
 
     def _run(self, job: JobInput, cursor: Cursor | None, totals: JobTotals, run: int, context: Any) -> dict[str, Any]:
         rows = self.open_source(job.source).rows(cursor)
-        for page in pages(rows, self.page_size):
+        for page, more in pages(rows, self.page_size):
             self._plan_page(str(job.job_id), page, totals)
-            cursor = page[-1].cursor
-            if out_of_time(context, self.safety_margin_ms):
-                return self._continue_later(job, cursor, totals, run)
+            if more and out_of_time(context, self.safety_margin_ms):
+                return self._continue_later(job, page[-1].cursor, totals, run)
         return self._finish(job, totals, run)
 
     def _plan_page(self, job_id: str, page: Sequence[SourceRow], totals: JobTotals) -> None:
@@ -237,13 +236,17 @@ class JobPlanner:
 
     def _finish(self, job: JobInput, totals: JobTotals, run: int) -> dict[str, Any]:
         count("JobsCompleted")
-        logger.info("job finished", extra=_log_fields(job, totals, run))
+        logger.info("job finished", extra=_log_fields(job, totals, run) | {"errors": totals.errors})
         return summary(job, totals, complete=True, checkpoint=None, run=run)
 
 
-def pages(rows: Iterator[SourceRow], size: int) -> Iterator[list[SourceRow]]:
-    while page := list(islice(rows, size)):
-        yield page
+def pages(rows: Iterator[SourceRow], size: int) -> Iterator[tuple[list[SourceRow], bool]]:
+    """Pages of ``size`` rows, each with whether more rows follow (one row is read ahead)."""
+    page = list(islice(rows, size))
+    while page:
+        ahead = next(rows, None)
+        yield page, ahead is not None
+        page = [ahead, *islice(rows, size - 1)] if ahead is not None else []
 
 
 def out_of_time(context: Any, safety_margin_ms: int) -> bool:

@@ -25,6 +25,8 @@ Tables are scanned page by page (``Limit`` = ``page_size``), each segment in tur
 as plain JSON values (numbers as int or float, sets as sorted lists, binary as base64). A
 cursor resumes after the last item handed out (its key as ``ExclusiveStartKey``), so rows are
 never skipped or repeated within a segment even while the table changes.
+
+A source that does not exist, or that the function may not read, raises ``JobSourceError``.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import csv
 import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import cached_property
@@ -41,7 +44,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from aam_dcs.errors import FeatureDisabled
+from aam_dcs.errors import AamDcsError, FeatureDisabled
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -64,6 +67,31 @@ FORMAT_BY_EXTENSION: Final[dict[str, RowFormat]] = {
 
 _S3_URL = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:/(?P<key>.*))?$")
 _TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
+
+
+MISSING_OR_FORBIDDEN: Final = frozenset(
+    {"NoSuchKey", "NoSuchBucket", "AccessDenied", "ResourceNotFoundException", "AccessDeniedException"}
+)
+
+
+class JobSourceError(AamDcsError):
+    """The job's source cannot be read: no such object, bucket or table, or no permission to read it."""
+
+    http_status = 422
+
+
+@contextmanager
+def readable(source: str) -> Iterator[None]:
+    """Turn "missing or forbidden" AWS errors into ``JobSourceError`` naming the source (other errors pass)."""
+    from botocore.exceptions import ClientError  # noqa: PLC0415 - lazy, with boto3
+
+    try:
+        yield
+    except ClientError as error:
+        code = str(error.response.get("Error", {}).get("Code", ""))
+        if code not in MISSING_OR_FORBIDDEN:
+            raise
+        raise JobSourceError(f"cannot read the job source {source} ({code})", source=source, code=code) from None
 
 
 # --- the source spec ------------------------------------------------------------------------------
@@ -197,9 +225,10 @@ class S3Source:
 
     def rows(self, cursor: Cursor | None = None) -> Iterator[SourceRow]:
         start_key = str(cursor["key"]) if cursor else None
-        for key in self._keys(start_key):
-            resume = cursor if cursor and key == start_key else None
-            yield from self.object_rows(key, resume)
+        with readable(f"s3://{self.bucket}/{self.key}"):
+            for key in self._keys(start_key):
+                resume = cursor if cursor and key == start_key else None
+                yield from self.object_rows(key, resume)
 
     def object_rows(self, key: str, cursor: Cursor | None = None) -> Iterator[SourceRow]:
         offset = int(cursor["offset"]) if cursor else 0
@@ -429,9 +458,10 @@ class TableSource:
 
     def rows(self, cursor: Cursor | None = None) -> Iterator[SourceRow]:
         first = int(cursor["segment"]) if cursor else 0
-        for segment in range(first, self.total_segments):
-            resume = cursor if cursor and segment == first else None
-            yield from self.segment_rows(segment, resume)
+        with readable(f"table {self.name}"):
+            for segment in range(first, self.total_segments):
+                resume = cursor if cursor and segment == first else None
+                yield from self.segment_rows(segment, resume)
 
     def segment_rows(self, segment: int, cursor: Cursor | None = None) -> Iterator[SourceRow]:
         count = int(cursor["item"]) if cursor else 0

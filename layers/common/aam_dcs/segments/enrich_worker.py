@@ -9,7 +9,8 @@
 
 Failures that retrying cannot fix raise ``PermanentFailure`` (dead-lettered with the reason):
 ``invalid_message`` (not JSON, unknown kind, bad fields: the field and rule ride along),
-``opted_out``, ``dcs_rejected`` (the DCS refused or discarded the call: codes and ``tid``).
+``opted_out``, ``dcs_rejected`` (the DCS refused or discarded the call: codes and ``tid``),
+``job_source`` (a continuation whose source vanished or may not be read).
 Anything else (a DCS outage, a throttled table, an event bus failure, missing settings) raises
 as is, and SQS delivers the message again.
 """
@@ -27,6 +28,7 @@ from aam_dcs.config import Settings, get_settings
 from aam_dcs.errors import DcsRejected, FeatureDisabled, InvalidRequest
 from aam_dcs.jobs.events import EventBridgeSink, EventSink
 from aam_dcs.jobs.planner import JobPlanner, is_continuation
+from aam_dcs.jobs.sources import JobSourceError
 from aam_dcs.jobs.worker import PermanentFailure
 from aam_dcs.segments.enrich import SegmentEnricher, VisitorOptedOut
 from aam_dcs.segments.enrich_job import enrichment_planner, parse_enrich_message
@@ -50,6 +52,8 @@ class EnrichmentWorker:
             self.planner().resume(body, context)
         except InvalidRequest as error:
             raise PermanentFailure("invalid_message", field=error.field, rule=error.rule) from None
+        except JobSourceError as error:
+            raise PermanentFailure("job_source", **error.details) from None
 
     def _enrich(self, body: Mapping[str, Any]) -> None:
         try:

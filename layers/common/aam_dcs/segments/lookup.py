@@ -13,15 +13,21 @@ In order:
    configured segment source) is the answer (``cache: "hit"``); ``refresh: true`` skips the read
    (``"bypass"``); otherwise, and always without a table, the DCS is asked (``"miss"``);
 5. the DCS call is ``/event`` with the identity only (no signals), ``d_rtbd=json&d_jsonv=1`` and
-   ``d_cts=2`` when ``AAM_SEGMENT_SOURCE=cts``, to the visitor's regional host. Its answer:
+   ``d_cts=2`` when ``AAM_SEGMENT_SOURCE=cts``, to the visitor's regional host, counted by the
+   denylist guard shared with ``send_signals`` (``RateLimited`` past ``AAM_USER_CALLS_PER_MINUTE``,
+   with a table; a lookup counts like any other call, since the DCS cannot tell them apart). Its answer:
    171-173 (or 315) mean opted out (remembered, and the cached segments replaced by an opt-out
    record); transient codes (0, 10, 2xx) raise ``DcsUnavailable``; a blocked, denylisted or dropped
    call raises ``DcsRejected``; otherwise the segments are extracted (:mod:`.extract`), cached for
    ``cache_ttl_seconds`` (30 days, so that an outage finds something) and what the DCS taught
    (UUID; the region when the partner alias routed the call) is remembered;
-6. a DCS outage (``DcsUnavailable``, ``DcsTimeout``, ``DcsBadResponse``) with a cached entry of any
-   age answers that entry with ``cache: "stale"`` and ``stale: true`` (an additive field, false
-   otherwise); without one, the error propagates (502/504).
+6. a DCS outage (``DcsUnavailable``, ``DcsTimeout``, ``DcsBadResponse``) or a guard refusal
+   (``RateLimited``) with a cached entry of any age answers that entry with ``cache: "stale"`` and
+   ``stale: true`` (an additive field, false otherwise); without one, the error propagates
+   (502/504/429). The enrichment worker turns the fallback off and lets SQS retry instead.
+
+Metrics: ``SegmentLookups``, ``SegmentCacheHit|Miss|Bypass|Stale``, ``SegmentLookupsOptedOut``,
+``DcsCode<code>`` per code answered (plus the resolver's and the guard's).
 
 Segments are cached under one key per visitor: ``mid#`` when the ECID is known, else ``uuid#``,
 else the hashed key of the first declared ID. The resolver recalls the other IDs from the table,
@@ -41,17 +47,20 @@ from aam_dcs.dcs.http import DcsGateway, get_client
 from aam_dcs.dcs.query import DcsRequest
 from aam_dcs.dcs.regions import region_host
 from aam_dcs.dcs.response import DcsResponse
-from aam_dcs.errors import DcsBadResponse, DcsRejected, DcsTimeout, DcsUnavailable, InvalidRequest
+from aam_dcs.errors import DcsBadResponse, DcsRejected, DcsTimeout, DcsUnavailable, InvalidRequest, RateLimited
 from aam_dcs.ids.models import IdentityInput, ResolvedIdentity
 from aam_dcs.ids.params import identity_params
 from aam_dcs.ids.resolver import IdentityResolver, default_resolver, identity_keys
 from aam_dcs.observability import metrics
 from aam_dcs.segments.extract import CookieFormat, extract_segments
 from aam_dcs.segments.models import DEFAULT_MAX_AGE_SECONDS, CacheState, LookupInput, LookupResult
+from aam_dcs.signals.guard import CallGuard
 from aam_dcs.store.profiles import ProfileStore, SegmentRecord, mid_key, uuid_key
 
 CACHE_TTL_SECONDS: Final = 30 * 24 * 3600
-OUTAGES: Final = (DcsUnavailable, DcsTimeout, DcsBadResponse)
+#: Failures answered from a cached entry of any age: the DCS is down, slow or garbled, or the
+#: denylist guard refused to call it for this visitor right now.
+OUTAGES: Final = (DcsUnavailable, DcsTimeout, DcsBadResponse, RateLimited)
 NO_IDENTITY_RULE: Final = (
     "a segment lookup needs mid, uuid, an AMCV or other ID cookie, dcs_response or customer_ids: "
     "without an ID the DCS would create a new, empty profile on every call"
@@ -60,11 +69,10 @@ NO_IDENTITY_RULE: Final = (
 
 @dataclass(frozen=True)
 class LookupOutcome:
-    """A lookup's answer with what the enrichment worker needs beside it."""
+    """A lookup's answer and the identity as it stands after it (UUID and region learned)."""
 
     result: LookupResult
-    identity: ResolvedIdentity  # as it stands after the DCS call (UUID and region learned)
-    from_dcs: bool  # the segments come from a DCS answer made for this lookup
+    identity: ResolvedIdentity
 
 
 @dataclass
@@ -79,6 +87,10 @@ class SegmentLookup:
     @property
     def cookie_format(self) -> CookieFormat:
         return CookieFormat.from_settings(self.settings)
+
+    @property
+    def guard(self) -> CallGuard:
+        return CallGuard(self.store, self.settings.user_calls_per_minute, self.clock)
 
     def lookup(self, request: LookupInput) -> LookupResult:
         """The ``lookup_segments`` answer (API and direct invocation)."""
@@ -96,7 +108,7 @@ class SegmentLookup:
         count("SegmentLookups")
         identity = self.resolver.resolve(request.model_copy(update={"mint": False}))
         if identity.opted_out:
-            return self._opted_out(identity, cache="bypass", fetched_at=self.clock(), from_dcs=False)
+            return self._opted_out(identity, cache="bypass", fetched_at=self.clock())
         require_identity(identity)
         key = segments_key(identity)
         cached = None if refresh else self._cached(key)
@@ -105,7 +117,7 @@ class SegmentLookup:
         try:
             return self._fetch(identity, cache="bypass" if refresh else "miss")
         except OUTAGES:
-            stale = (self._cached(key) if refresh else cached) if serve_stale else None
+            stale = self._stale_entry(key, cached, refreshing=refresh) if serve_stale else None
             if stale is None:
                 raise
             return self._from_cache(identity, stale, cache="stale")
@@ -114,6 +126,10 @@ class SegmentLookup:
 
     def _cached(self, key: str) -> SegmentRecord | None:
         return self.store.get_segments(key) if self.store is not None else None
+
+    def _stale_entry(self, key: str, cached: SegmentRecord | None, *, refreshing: bool) -> SegmentRecord | None:
+        """The cached entry of any age (a refresh did not read it yet)."""
+        return self._cached(key) if refreshing else cached
 
     def _fresh(self, record: SegmentRecord, max_age_seconds: int) -> bool:
         same_source = record.segment_source == self.settings.segment_source
@@ -125,9 +141,9 @@ class SegmentLookup:
             update={"uuid": identity.uuid or record.uuid, "region_id": identity.region_id or record.region_id}
         )
         if record.opted_out:
-            return self._opted_out(known, cache=cache, fetched_at=record.fetched_at, from_dcs=False)
+            return self._opted_out(known, cache=cache, fetched_at=record.fetched_at)
         result = build_result(known, list(record.segments), self.settings, cache=cache, fetched_at=record.fetched_at)
-        return LookupOutcome(result=result, identity=known, from_dcs=False)
+        return LookupOutcome(result=result, identity=known)
 
     def _store(self, identity: ResolvedIdentity, record: SegmentRecord) -> None:
         if self.store is not None:
@@ -136,7 +152,9 @@ class SegmentLookup:
     # --- the DCS ---------------------------------------------------------------------------------
 
     def _fetch(self, identity: ResolvedIdentity, *, cache: CacheState) -> LookupOutcome:
-        response = self.gateway.send(self.dcs_request(identity))
+        request = self.dcs_request(identity)
+        self.guard.admit(identity)
+        response = self.gateway.send(request)
         count_codes(response)
         now = self.clock()
         if response.opted_out:
@@ -147,7 +165,7 @@ class SegmentLookup:
         self._store(learned, self._record(learned, segments, now))
         count(f"SegmentCache{cache.capitalize()}")
         result = build_result(learned, segments, self.settings, cache=cache, fetched_at=now)
-        return LookupOutcome(result=result, identity=learned, from_dcs=True)
+        return LookupOutcome(result=result, identity=learned)
 
     def dcs_request(self, identity: ResolvedIdentity) -> DcsRequest:
         """The lookup call: control keys and the identity, nothing the DCS would record as data."""
@@ -168,7 +186,7 @@ class SegmentLookup:
         opted_out = identity.model_copy(update={"opted_out": True})
         self.resolver.remember(opted_out, known=None)
         self._store(opted_out, SegmentRecord((), self.settings.segment_source, now, opted_out=True))
-        return self._opted_out(opted_out, cache=cache, fetched_at=now, from_dcs=True)
+        return self._opted_out(opted_out, cache=cache, fetched_at=now)
 
     def _record(self, identity: ResolvedIdentity, segments: list[str], now: float) -> SegmentRecord:
         return SegmentRecord(
@@ -179,12 +197,10 @@ class SegmentLookup:
             region_id=identity.region_id,
         )
 
-    def _opted_out(
-        self, identity: ResolvedIdentity, *, cache: CacheState, fetched_at: float, from_dcs: bool
-    ) -> LookupOutcome:
+    def _opted_out(self, identity: ResolvedIdentity, *, cache: CacheState, fetched_at: float) -> LookupOutcome:
         count("SegmentLookupsOptedOut")
         result = build_result(identity, [], self.settings, cache=cache, fetched_at=fetched_at, opted_out=True)
-        return LookupOutcome(result=result, identity=identity, from_dcs=from_dcs)
+        return LookupOutcome(result=result, identity=identity)
 
 
 def require_identity(identity: ResolvedIdentity) -> None:
