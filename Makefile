@@ -29,7 +29,7 @@ help:
 	@echo "make validate   cfn-lint and sam validate --lint"
 	@echo "make build      sam build (Python 3.13, arm64)"
 	@echo "make enrich     run the scheduled enrichment job now (make send-batch: the signals job)"
-	@echo "make bench      benchmarks; writes bench/results/latest.json"
+	@echo "make bench      benchmarks; writes tests/perf/results/latest.json"
 	@echo "make deploy     sam deploy --config-env $(ENV)"
 
 $(VENV)/.installed: requirements/dev.txt layers/common/requirements.txt
