@@ -34,6 +34,60 @@ TAP_PATTERN = {"detail-type": ["SegmentsChanged"]}
 DEMO_JOBS_DIR = Path(__file__).resolve().parent / "demo" / "jobs"
 
 
+def patch_moto_sqs() -> None:
+    """Make moto's SQS safe under concurrent calls and its ReceiveMessage cost independent of queue length.
+
+    The local stack calls SQS from many threads at once (pollers deleting and releasing messages,
+    handlers sending), and moto 5.2 is not thread-safe there:
+
+    - ``DeleteMessage`` rebuilds the queue's message list without a lock, so a delete or a send that
+      runs at the same moment is lost (a deleted message comes back after its visibility timeout, or
+      a sent one disappears);
+    - ``ReceiveMessage`` and ``ChangeMessageVisibility`` iterate and change the same sets unlocked.
+
+    These three now hold the queue's own lock (the one ``SendMessage`` already takes; ``ReceiveMessage``
+    still releases it while long polling). And moto checks each received message's retention by
+    computing every attribute of its queue, several of which scan all its messages (one
+    ReceiveMessage on a queue of 1,000 messages took about a second); the replacement reads the
+    retention period alone. Behaviour is unchanged. Applies to moto in this process (server mode and
+    ``mock_aws`` alike); idempotent.
+    """
+    import functools
+
+    from moto.core.utils import unix_time
+    from moto.sqs.models import Queue as MotoQueue
+    from moto.sqs.models import SQSBackend
+
+    if getattr(SQSBackend, "_local_patched", False):
+        return
+
+    def is_message_valid_based_on_retention_period(self: Any, queue_name: str, message: Any) -> bool:
+        queue = self.get_queue(queue_name)
+        return bool(int(queue.message_retention_period) + message.sent_timestamp / 1000 > unix_time())
+
+    def locked_by_queue(method: Any) -> Any:
+        @functools.wraps(method)
+        def wrapper(self: Any, queue_name: str, *args: Any, **kwargs: Any) -> Any:
+            with self.get_queue(queue_name)._messages_lock:
+                return method(self, queue_name, *args, **kwargs)
+
+        return wrapper
+
+    def locked(method: Any) -> Any:
+        @functools.wraps(method)
+        def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+            with self._messages_lock:
+                return method(self, *args, **kwargs)
+
+        return wrapper
+
+    SQSBackend.is_message_valid_based_on_retention_period = is_message_valid_based_on_retention_period  # type: ignore[method-assign]
+    SQSBackend.receive_message = locked_by_queue(SQSBackend.receive_message)  # type: ignore[method-assign]
+    SQSBackend.change_message_visibility = locked_by_queue(SQSBackend.change_message_visibility)  # type: ignore[method-assign]
+    MotoQueue.delete_message = locked(MotoQueue.delete_message)  # type: ignore[method-assign]
+    SQSBackend._local_patched = True  # type: ignore[attr-defined]
+
+
 class MotoServer:
     """moto's threaded server on loopback; port 0 picks a free port."""
 
@@ -46,6 +100,7 @@ class MotoServer:
         self.endpoint = ""
 
     def start(self) -> str:
+        patch_moto_sqs()
         self._server.start()
         host, port = self._server.get_host_and_port()
         self.endpoint = f"http://{host}:{port}"
@@ -326,6 +381,7 @@ __all__ = [
     "Resources",
     "client",
     "create_queues",
+    "patch_moto_sqs",
     "process_environment",
     "provision",
 ]

@@ -30,6 +30,7 @@ from local.template import LOCAL_ACCOUNT, LOCAL_REGION, LOCAL_STACK_NAME, REPO_R
 LAYER_DIRS = (REPO_ROOT / "layers" / "common",)
 _module_counter = itertools.count(1)
 _import_lock = threading.Lock()
+_handler_modules: dict[int, str] = {}  # id(handler) -> the module name it was imported under
 
 Handler = Callable[[Any, Any], Any]
 
@@ -117,7 +118,10 @@ def fresh_layer_modules() -> Iterator[None]:
 
 
 def load_handler(function: Function) -> Handler:
-    """Import ``functions/<name>/app.py`` under a unique module name and return its handler."""
+    """Import ``functions/<name>/app.py`` under a unique module name and return its handler.
+
+    The module stays in ``sys.modules`` under that name until :func:`unload_handler`.
+    """
     ensure_layers_on_path()
     path = function.module_file
     if not path.is_file():
@@ -145,8 +149,17 @@ def load_handler(function: Function) -> Handler:
             sys.path.remove(code_dir)
     handler = getattr(module, function.handler_attr, None)
     if not callable(handler):
+        sys.modules.pop(module_name, None)
         raise InvocationError("Runtime.HandlerNotFound", f"Handler '{function.handler}' missing on module")
+    _handler_modules[id(handler)] = module_name
     return handler  # type: ignore[no-any-return]
+
+
+def unload_handler(handler: Handler) -> None:
+    """Drop the module a handler came from (a container that is gone)."""
+    name = _handler_modules.pop(id(handler), None)
+    if name is not None:
+        sys.modules.pop(name, None)
 
 
 class LocalFunction:
@@ -184,6 +197,13 @@ class LocalFunction:
     @property
     def name(self) -> str:
         return self.function.name
+
+    def close(self) -> None:
+        """Forget the warm containers and their modules (the stack stopped)."""
+        with self._cond:
+            handlers, self._idle = self._idle, []
+        for handler in handlers:
+            unload_handler(handler)
 
     def warm(self) -> None:
         """Start one container now (raises when the handler cannot be imported)."""

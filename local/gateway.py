@@ -208,6 +208,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "local-api-gateway"
 
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        pass  # one access line per request is written by _send
+
     def log_message(self, format: str, *args: Any) -> None:
         if self.gateway.access_log:
             sys.stderr.write(f"[api] {self.address_string()} {format % args}\n")
@@ -304,8 +307,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
         if status == 502 and out_body == json.dumps(INTERNAL_ERROR_BODY).encode():
             sys.stderr.write(f"[api] {route.function_id} returned a malformed proxy response: {result!r:.300}\n")
         out_headers.append(("x-amzn-RequestId", request_id))
-        if gateway.access_log:
-            sys.stderr.write(f"[api] {self.command} {path} -> {status} {route.function_id} {elapsed_ms:.0f} ms\n")
+        self._note = f"{route.function_id} {elapsed_ms:.0f} ms"
         self._send(status, out_headers, out_body)
 
     # -- /_local/
@@ -365,6 +367,10 @@ class _RequestHandler(BaseHTTPRequestHandler):
         self._send(status, [("Content-Type", "application/json"), *(headers or [])], body)
 
     def _send(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+        if self.gateway.access_log:
+            note = getattr(self, "_note", "")
+            sys.stderr.write(f"[api] {self.command} {self.path} -> {status}{' ' + note if note else ''}\n")
+        self._note = ""
         self.send_response(status)
         for name, value in headers:
             if name.lower() in ("content-length", "connection", "transfer-encoding"):

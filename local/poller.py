@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from local.aws import client
+from local.aws import client, patch_moto_sqs
 
 log = logging.getLogger("local.poller")
 
@@ -159,6 +159,7 @@ class SqsPoller:
         self.handler = handler
         self.context_factory = context_factory or (lambda: None)
         self.stats = PollerStats()
+        patch_moto_sqs()  # moto's SQS made thread-safe and fast (see there); nothing changes against real SQS
         self._sqs = client("sqs", endpoint, config.region)
         self._stop = threading.Event()
         self._receive_lock = threading.Lock()

@@ -231,6 +231,8 @@ class LocalStack:
             self.simulator.stop()
         if self.moto is not None:
             self.moto.stop()
+        for function in self.functions.values():
+            function.close()
         self._exit.close()
         self._restore_environment()
         if self._owns_lock:
