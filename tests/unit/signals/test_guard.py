@@ -50,3 +50,13 @@ def test_without_a_table_the_guard_is_off():
     assert guard.enabled is False
     for _ in range(5):
         guard.admit(visitor())
+
+
+def test_the_device_is_counted_once_by_its_ecid_or_its_uuid():
+    store = InMemoryProfileStore()
+    guard = CallGuard(store, calls_per_minute=2, clock=lambda: 0.0)
+    guard.admit(visitor(uuid=UUID))
+    guard.admit(visitor(uuid=UUID))
+    guard.admit(visitor(mid=None, uuid=UUID))  # the UUID alone has its own counter
+    with pytest.raises(RateLimited):
+        guard.admit(visitor())

@@ -1,0 +1,122 @@
+"""send_signals against the DCS simulator and moto.
+
+The queues come from the template's own definitions (FIFO, high throughput, redrive to the DLQ),
+the profiles table has the template's key schema, and the handler runs in-process with the
+environment Lambda would give it. moto runs in-process (``mock_aws``), except in the 1,000-signal
+test, which runs it as servers in processes of their own (moto's CPU would otherwise compete with
+the worker for the GIL). The DCS simulator is a real HTTP server on loopback (the DCS client's
+urllib3 calls are not intercepted by moto).
+"""
+
+from __future__ import annotations
+
+import importlib
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import pytest
+from moto import mock_aws
+
+from aam_dcs.config import get_settings
+from aam_dcs.dcs.http import reset_client
+from local.aws import client, create_queues, process_environment
+from local.dcs_simulator import DcsSimulator, SimulatorConfig
+from local.template import Template
+from tests.support.aws import create_profiles_table
+from tests.support.signals import ORG
+
+MAX_RECEIVE_COUNT = 8
+
+
+@dataclass
+class Aws:
+    endpoint: str | None
+    table: str
+    queue_url: str
+    queue_arn: str
+    dlq_url: str
+    sqs: Any
+    dynamodb: Any
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
+    """moto with a profiles table and the template's signal queue + DLQ, under a unique stack name."""
+    apply_env(monkeypatch, {**process_environment(""), "AWS_ENDPOINT_URL": None})
+    with mock_aws():
+        yield create_resources(sqs_endpoint=None, dynamodb_endpoint=None)
+
+
+def create_resources(*, sqs_endpoint: str | None, dynamodb_endpoint: str | None, table: bool = True) -> Aws:
+    """The template's signal queue + DLQ and (unless ``table`` is false) a profiles table.
+
+    Names are unique per call; an endpoint of ``None`` is moto's in-process default (``mock_aws``).
+    """
+    stack = f"t{uuid.uuid4().hex[:10]}"
+    template = Template.load()
+    evaluator = template.evaluator(
+        {"Partner": "acme", "OrgId": ORG, "MaxReceiveCount": str(MAX_RECEIVE_COUNT)}, stack_name=stack
+    )
+    queues = create_queues(template, evaluator, sqs_endpoint)  # type: ignore[arg-type]
+    dynamodb = client("dynamodb", dynamodb_endpoint) if table else None  # type: ignore[arg-type]
+    return Aws(
+        endpoint=sqs_endpoint,
+        table=create_profiles_table(dynamodb, name=f"{stack}-profiles") if table else "",
+        queue_url=queues["SignalQueue"].url,
+        queue_arn=queues["SignalQueue"].arn,
+        dlq_url=queues["SignalDeadLetterQueue"].url,
+        sqs=client("sqs", sqs_endpoint),  # type: ignore[arg-type]
+        dynamodb=dynamodb,
+    )
+
+
+@pytest.fixture
+def sim() -> Iterator[DcsSimulator]:
+    with DcsSimulator(config=SimulatorConfig.load().replace(seed=4242), port=0) as running:
+        yield running
+
+
+def bundle_env(sim: DcsSimulator, aws: Aws) -> dict[str, str]:
+    """The function's environment: the simulator as the DCS, moto as AWS, every feature on."""
+    return {
+        "AAM_PARTNER": "acme",
+        "AAM_ORG_ID": ORG,
+        "AAM_DCS_ENDPOINT": sim.url,
+        "AAM_TIMEOUT_MS": "1000",
+        "AAM_USER_CALLS_PER_MINUTE": "120",
+        "PROFILES_TABLE": aws.table,
+        "SIGNAL_QUEUE_URL": aws.queue_url,
+        "SIGNAL_DLQ_URL": aws.dlq_url,
+    }
+
+
+def apply_env(monkeypatch: pytest.MonkeyPatch, env: dict[str, str | None]) -> None:
+    for name, value in env.items():
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    reset_client()
+
+
+@pytest.fixture
+def bundle(monkeypatch: pytest.MonkeyPatch, sim: DcsSimulator, aws: Aws) -> Iterator[dict[str, str]]:
+    env = bundle_env(sim, aws)
+    apply_env(monkeypatch, dict(env))
+    yield env
+    reset_client()
+    get_settings.cache_clear()
+
+
+def load_function() -> ModuleType:
+    """``functions/send_signals/app.py``, imported fresh in the current environment."""
+    return importlib.reload(importlib.import_module("functions.send_signals.app"))
+
+
+@pytest.fixture
+def function(bundle: dict[str, str]) -> ModuleType:
+    return load_function()
