@@ -360,3 +360,31 @@ def test_invoke_by_name_runs_the_handler_in_process(stack: LocalStack) -> None:
     assert result["mid"] == mid
     assert result["region_host"] == "usw2.demdex.net"
     assert stack.invoke("resolve_ids", {"mid": mid})["mid"] == mid
+
+
+# ------------------------------------------------------------------------------ scheduled jobs through the stack
+
+
+def test_send_batch_job_fans_out_and_the_workers_send(stack: LocalStack) -> None:
+    stack.simulator.clear_calls()
+    response = requests.post(f"{stack.api_url}/_local/jobs/send-batch", timeout=60)
+    assert response.status_code == 200, response.text
+    summary = response.json()
+    assert summary["job"] == "send_signals"
+    assert summary["read"] == 5  # local/demo/jobs/signals/demo-batch.jsonl, seeded into s3://local-jobs/signals/
+    assert summary["queued"] == 5
+    assert stack.wait_for_queues(30)
+    sent = [dict(call["params"]) for call in stack.simulator.calls("/event")]
+    assert sorted(p.get("c_category", "") for p in sent) == ["backpacks", "jackets", "shoes", "tents", "tents"]
+
+
+def test_enrich_job_reads_the_profiles_table(stack: LocalStack, http: requests.Session) -> None:
+    http.get(f"{stack.api_url}/_local/visitor", timeout=10)
+    assert http.post(f"{stack.api_url}/signals", json={"signals": {"c_category": "tents"}}, timeout=10).ok
+    assert "2001" in http.get(f"{stack.api_url}/segments?refresh=true", timeout=10).json()["segments"]
+    response = requests.post(f"{stack.api_url}/_local/jobs/enrich", timeout=60)
+    assert response.status_code == 200, response.text
+    summary = response.json()
+    assert summary["job"] == "enrich_segments"
+    assert summary["read"] >= 1
+    assert stack.wait_for_queues(30)
