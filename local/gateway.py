@@ -166,25 +166,39 @@ class Gateway:
         return f"http://{self.host}:{self.port}"
 
     def start(self) -> str:
-        gateway = self
+        """Bind and serve; returns the base URL."""
+        self.bind()
+        return self.serve()
 
-        class Handler(_RequestHandler):
-            pass
+    def bind(self) -> str:
+        """Bind the port (known from now on) without answering yet: early clients wait in the backlog."""
+        if self._server is None:
+            gateway = self
 
-        Handler.gateway = gateway
-        server = ThreadingHTTPServer((self.host, self.port), Handler)
-        server.daemon_threads = True
-        self._server = server
-        self.port = server.server_address[1]
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.1}, name="local-gateway", daemon=True
-        )
-        self._thread.start()
+            class Handler(_RequestHandler):
+                pass
+
+            Handler.gateway = gateway
+            server = ThreadingHTTPServer((self.host, self.port), Handler)
+            server.daemon_threads = True
+            self._server = server
+            self.port = server.server_address[1]
+        return self.url
+
+    def serve(self) -> str:
+        """Start answering requests (after :meth:`bind`)."""
+        assert self._server is not None, "bind() first"
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, name="local-gateway", daemon=True
+            )
+            self._thread.start()
         return self.url
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.shutdown()
+            if self._thread is not None:
+                self._server.shutdown()
             self._server.server_close()
             self._server = None
         if self._thread is not None:

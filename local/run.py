@@ -153,7 +153,7 @@ class LocalStack:
             access_log=self.access_log,
             api_key=LOCAL_API_KEY,
         )
-        self.gateway.start()
+        self.gateway.bind()  # requests wait in the backlog until everything below is ready
         self.api_port = self.gateway.port
 
         parameters = {
@@ -213,6 +213,7 @@ class LocalStack:
         if self.run_pollers:
             self.start_pollers()
         self._start_scheduler()
+        self.gateway.serve()
 
     def stop(self) -> None:
         # Ask every background loop to stop first, then wait: their long polls end together.
