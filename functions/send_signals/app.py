@@ -14,10 +14,12 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response
 
 from aam_dcs.api import build_resolver, error_response, json_response, request_json, with_request_cookies
+from aam_dcs.config import get_settings
 from aam_dcs.errors import RateLimited
 from aam_dcs.ids.models import parse_identity
+from aam_dcs.jobs.planner import CONTINUE_KIND, JobPlanner
 from aam_dcs.observability import logger, metrics, tracer
-from aam_dcs.signals.job import SignalJob, default_job
+from aam_dcs.signals.job import resume_job, signal_planner
 from aam_dcs.signals.models import SendSignalsInput, SendSignalsResult
 from aam_dcs.signals.send import SignalSender, default_sender
 from aam_dcs.signals.worker import SignalWorker, default_worker
@@ -33,12 +35,16 @@ def sender() -> SignalSender:
 
 @cache
 def worker() -> SignalWorker:
-    return default_worker(sender())
+    return default_worker(sender(), other_kinds={CONTINUE_KIND: continue_job})
 
 
 @cache
-def job() -> SignalJob:
-    return default_job()
+def planner() -> JobPlanner:
+    return signal_planner(get_settings())
+
+
+def continue_job(body: dict[str, Any], context: Any) -> None:
+    resume_job(planner, body, context)
 
 
 @app.post("/signals")
@@ -81,5 +87,5 @@ def lambda_handler(event: Any, context: Any) -> Any:
         api=app.resolve,
         direct=lambda data, _: send(data),
         sqs=lambda batch, ctx: worker().process(batch, ctx),
-        job=lambda data, _: job().run(data),
+        job=lambda data, ctx: planner().plan(data, ctx),
     )

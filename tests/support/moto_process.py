@@ -4,15 +4,12 @@ moto spends milliseconds of Python CPU on every call (an UpdateItem costs about 
 process, that CPU competes with the code under test for the GIL; in a process of its own it runs in
 parallel. One process per service spreads the load further.
 
-``sqs_under_load``: two adjustments of moto's SQS for many concurrent callers, applied in the
-server process only:
-
-- moto reads the current time through several datetime conversions for every message of the queue
-  on every call (a FIFO queue of 1,000 messages costs ~80 ms per SendMessage); a plain
-  ``time.time()`` clock gives the same wall-clock milliseconds several times cheaper;
-- moto's DeleteMessage rebuilds the queue's message list without the lock that SendMessage takes,
-  so concurrent deletes and sends can resurrect a deleted message (stuck in flight) or drop a new
-  one; the delete takes the queue's lock here.
+``sqs_under_load``: the server process applies ``local.aws.patch_moto_sqs`` (moto's SQS made
+thread-safe under concurrent deletes, sends and receives, and its receive cost independent of the
+queue's length) and reads SQS message times from a plain ``time.time()`` clock: moto computes the
+current time through several datetime conversions for every message of the queue on every call (a
+FIFO queue of 1,000 messages cost ~80 ms per SendMessage); the clock gives the same wall-clock
+milliseconds several times cheaper.
 
 Usage::
 
@@ -28,27 +25,21 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 from types import TracebackType
 from typing import Self
 
 _LAUNCHER = """
 import sys, time
-import moto.sqs.models as sqs
-
-sqs.unix_time_millis = lambda *args: time.time() * 1000.0
-_delete_message = sqs.Queue.delete_message
-
-
-def delete_message(self, receipt_handle):
-    with self._messages_lock:
-        return _delete_message(self, receipt_handle)
-
-
-sqs.Queue.delete_message = delete_message
+sys.path.insert(0, {root!r})
+import moto.sqs.models
+from local.aws import patch_moto_sqs
+patch_moto_sqs()
+moto.sqs.models.unix_time_millis = lambda *args: time.time() * 1000.0
 from moto.server import main
-
 main(sys.argv[1:])
 """
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 class MotoProcess:
@@ -61,7 +52,8 @@ class MotoProcess:
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Self:
-        program = ["-c", _LAUNCHER] if self.sqs_under_load else ["-m", "moto.server"]
+        launcher = _LAUNCHER.format(root=str(REPO_ROOT))
+        program = ["-c", launcher] if self.sqs_under_load else ["-m", "moto.server"]
         self._process = subprocess.Popen(
             [sys.executable, *program, "-H", self.host, "-p", str(self.port)],
             stdout=subprocess.DEVNULL,

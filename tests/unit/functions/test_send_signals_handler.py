@@ -10,7 +10,12 @@ from hypothesis import strategies as st
 
 from aam_dcs.config import get_settings
 from aam_dcs.errors import DcsTimeout, DcsUnavailable, FeatureDisabled, InvalidRequest, RateLimited
+from aam_dcs.jobs.planner import JobPlanner
+from aam_dcs.jobs.publisher import InMemoryQueue
 from aam_dcs.jobs.signal_queue import InMemorySignalQueue, SqsSignalQueue
+from aam_dcs.jobs.sources import SourceRow
+from aam_dcs.signals.job import SignalRows
+from aam_dcs.signals.messages import QueueMessage
 from tests.support.events import FakeLambdaContext, api_event
 from tests.support.fakes import FakeDcs
 from tests.support.signals import AMCV, MID, UUID, make_sender, make_worker, sqs_records
@@ -240,3 +245,50 @@ def test_an_opted_out_visitor_is_skipped(handler, dcs):
     status, body, _ = post(handler, {"amcv": AMCV.replace("NONE", "true"), "signals": {"c_x": "1"}})
     assert (status, body["status"], body["opted_out"]) == (200, "skipped_opted_out", True)
     assert dcs.requests == []
+
+
+def test_a_scheduled_job_without_a_queue_raises_feature_disabled(handler):
+    with pytest.raises(FeatureDisabled) as info:
+        invoke(handler, sample("schedule"))
+    assert info.value.setting == "SIGNAL_QUEUE_URL"
+
+
+class OneFileSource:
+    def __init__(self, rows):
+        self.items = rows
+
+    def rows(self, cursor=None):
+        start = 0 if cursor is None else cursor["line"]
+        for line, item in enumerate(self.items[start:], start + 1):
+            yield SourceRow(data=item, position={"key": "a.jsonl", "line": line}, cursor={"line": line})
+
+
+def test_a_scheduled_job_answers_its_summary_and_continues_through_the_queue(handler, monkeypatch, queue):
+    published = InMemoryQueue()
+    source = OneFileSource([{"mid": MID, "signals": {"c_n": str(n)}} for n in range(3)] + [{"mid": MID}])
+    planner = JobPlanner(
+        job="send_signals",
+        map_row=SignalRows(get_settings()),
+        publisher=published,
+        open_source=lambda spec: source,
+        page_size=2,
+    )
+    monkeypatch.setattr(handler, "planner", lambda: planner)
+    summary = invoke(handler, {**sample("schedule"), "job_id": "j-1"})
+    assert {k: summary[k] for k in ("job", "read", "queued", "rejected", "complete")} == {
+        "job": "send_signals",
+        "read": 4,
+        "queued": 3,
+        "rejected": 1,
+        "complete": True,
+    }
+    assert summary["errors"][0]["field"] == "signals"
+    short = FakeLambdaContext(remaining_ms=1_000)
+    handler.lambda_handler({**sample("schedule"), "job_id": "j-2"}, short)
+    continuation = next(m for m in published.messages if m.group_id == "job#j-2")
+    message = QueueMessage(body=continuation.body, group_id=continuation.group_id, deduplication_id="c")
+    monkeypatch.setattr(
+        handler, "worker", lambda: make_worker(handler.the_sender, other_kinds={"continue_job": handler.continue_job})
+    )
+    assert handler.lambda_handler(sqs_records([message]), short) == {"batchItemFailures": []}
+    assert len([m for m in published.messages if m.group_id == f"mid:{MID}"]) == 6

@@ -266,9 +266,13 @@ def test_a_crash_after_the_delivery_was_recorded_is_answered_from_the_record(sen
 
 def test_other_message_kinds_go_to_their_handler(sender):
     seen = []
-    worker = make_worker(sender, other_kinds={"continue_job": lambda record, body: seen.append(body["cursor"])})
+
+    def resume(body, context):
+        seen.append((body["cursor"], context.function_name))
+
+    worker = make_worker(sender, other_kinds={"continue_job": resume})
     run(worker, message_with({"kind": "continue_job", "cursor": "page-2"}, group="job"))
-    assert seen == ["page-2"]
+    assert seen == [("page-2", "test-function")]
 
 
 def test_backoff_doubles_up_to_the_cap():

@@ -1,78 +1,111 @@
 """The batch signal job: rows from S3 (JSON Lines or CSV) become one queued message each.
 
-Each row is validated exactly as an asynchronous ``POST /signals`` would be (input model, signal
-rules, the visitor's identity, the size of the DCS call): a bad row is rejected, counted and
-reported with its field and rule, never silently dropped; a good row becomes one SQS FIFO message
-(:mod:`aam_dcs.signals.messages`) and the queue worker sends it.
+``{"job": "send_signals", "source": {"s3": "s3://bucket/prefix/"}}`` runs the shared planner
+(:mod:`aam_dcs.jobs.planner`): the source is read in pages, each good row becomes one SQS FIFO
+message on the signal queue (``SendMessageBatch``), the queue worker sends it, and a job that runs
+out of time continues from its checkpoint through a ``continue_job`` message on the same queue.
+The summary is the design's ``{"job", "read", "queued", "rejected", "errors"}`` plus the planner's
+``job_id``, ``skipped``, ``failed``, ``complete``, ``checkpoint`` and ``runs``.
+
+Each row is validated exactly as an asynchronous ``POST /signals``: the input model, the signal
+rules, the visitor's identity and the size of the DCS call. A bad row is rejected, counted and
+reported with its position, field and rule (never its values); a row for a visitor whose own AMCV
+or cookies say opted out is skipped (counted). The message is the one the API would queue
+(:mod:`aam_dcs.signals.messages`); its deduplication key is the row's ``event_id``, else a hash of
+its content, made unique per job by the planner.
 
 Row formats:
 
-- JSON Lines: each line is a ``send_signals`` input object (identity fields, ``signals``,
-  ``trait_ids``, ``consent``, ``event_id``).
-- CSV with a header. Empty cells are absent. Columns:
-  ``mid``, ``uuid``, ``region_id``, ``amcv``, ``event_id``;
-  ``signal.<key>`` one column per signal (``signal.c_color``), and/or ``signals``: a JSON object;
-  a value of a ``signal.<key>`` column is sent as it stands (a string);
+- JSON Lines: each line is a ``send_signals`` input object: identity fields, ``signals``,
+  ``trait_ids``, ``consent``, ``event_id``, ``user_agent``, ``referer``.
+- CSV with a header. Empty cells are absent. Columns: ``mid``, ``uuid``, ``region_id``, ``amcv``,
+  ``cookies``, ``event_id``, ``user_agent``, ``referer``;
+  ``signal.<key>``: one column per signal (``signal.c_color``), its cell sent as it stands (text),
+  and/or ``signals``: a JSON object (lists and numbers); a key given both ways is rejected;
   ``trait_ids``: comma-separated IDs (``123,456``) or a JSON array;
-  ``customer_ids``: a JSON array of declared IDs (``[{"data_source_id": 123, "id": "abc"}]``);
-  ``gdpr`` (``1``/``0``/``true``/``false``) with ``gdpr_consent``.
+  ``customer_ids``: a JSON array of declared IDs, or one declared ID as the columns ``customer_id``
+  with ``data_source_id`` or ``integration_code`` (and ``auth_state``), as the enrichment job reads;
+  ``gdpr`` (``1``/``0``/``true``/``false``) with ``gdpr_consent``; ``dcs_response``: JSON.
 
-``mode`` and ``dry_run`` are not row fields (every row is queued). A row without ``event_id``
-gets one derived from the job's source and the row's position, so a resumed or repeated run
-within the idempotency window does not send a row twice.
-
-At plan time the identity is resolved without I/O (the row's IDs, its AMCV or cookies): the
-queue worker resolves it again with the profiles table before the call.
+``mode``, ``dry_run``, ``mint`` and ``return_segments`` are not row fields: every row is queued.
+At plan time the identity is resolved without I/O (the row's IDs, AMCV or cookies); the worker
+resolves it again with the profiles table before the call. Give rows an ``event_id`` to make a
+second run of the same file within the idempotency window (24 hours) send nothing twice.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Final
 
-from aam_dcs.config import Settings, get_settings
-from aam_dcs.errors import InvalidRequest, NotImplementedYet
+from aam_dcs.config import Settings
+from aam_dcs.errors import FeatureDisabled, InvalidRequest
 from aam_dcs.ids.models import parse_identity
 from aam_dcs.ids.sources import resolve_identity
-from aam_dcs.signals.messages import QueueMessage, build_message
+from aam_dcs.jobs.planner import JobPlanner, PlannedMessage, RowRejected
+from aam_dcs.jobs.publisher import QueuePublisher
+from aam_dcs.jobs.sources import JobSourceError, open_source
+from aam_dcs.jobs.worker import PermanentFailure
+from aam_dcs.signals.messages import content_hash, message_group, queued_body
 from aam_dcs.signals.models import SendSignalsInput
 from aam_dcs.signals.wire import data_params, event_request
 
+JOB: Final = "send_signals"
 SIGNAL_COLUMN_PREFIX: Final = "signal."
 JSON_COLUMNS: Final = frozenset({"signals", "customer_ids", "consent", "dcs_response"})
-NOT_ROW_FIELDS: Final = frozenset({"mode", "dry_run", "mint"})
-OPTED_OUT_RULE: Final = "the visitor opted out: nothing may be sent"
+DECLARED_ID_COLUMNS: Final = ("customer_id", "data_source_id", "integration_code", "auth_state")
+NOT_ROW_FIELDS: Final = frozenset({"mode", "dry_run", "mint", "return_segments"})
+
+
+@dataclass(frozen=True)
+class SignalRows:
+    """The job's row mapper: a row's queued message, ``None`` to skip it, or a rejection."""
+
+    settings: Settings
+    clock: Callable[[], float] = field(default=time.time)
+
+    def __call__(self, row: dict[str, Any]) -> PlannedMessage | None:
+        request = parse_identity(row_input(row), SendSignalsInput)
+        params = data_params(request)
+        now = self.clock()
+        resolved = resolve_identity(request, self.settings, now=now)
+        if resolved.opted_out:
+            return None
+        group = message_group(resolved)
+        event_request(request, resolved, self.settings, data=params)  # the size rules of the call
+        body = queued_body(request, resolved, now=now)
+        dedup_key = request.event_id or content_hash(group, body["request"])
+        return PlannedMessage(body=body, group_id=group, dedup_key=dedup_key)
 
 
 def row_input(row: Mapping[str, Any]) -> dict[str, Any]:
-    """A row (JSON object, or CSV cells as strings) as ``send_signals`` input; bad shapes raise."""
-    if not isinstance(row, Mapping):
-        raise InvalidRequest("a row must be a JSON object", field="row", rule="JSON object or CSV record")
+    """A row (a JSON object, or CSV cells as text) as ``send_signals`` input."""
     data: dict[str, Any] = {}
     signals: dict[str, Any] = {}
     for column, value in row.items():
+        name = str(column).strip()
         if value is None or value == "":
             continue
-        name = str(column).strip()
         if name in NOT_ROW_FIELDS:
-            raise InvalidRequest(f"{name} is not a row field", field=name, rule="every row is queued")
+            raise RowRejected(f"{name} is not a row field: every row is queued", field=name)
         if name.startswith(SIGNAL_COLUMN_PREFIX):
             signals[name.removeprefix(SIGNAL_COLUMN_PREFIX)] = value
         else:
             data[name] = _cell(name, value)
-    return _merge_signals(data, signals)
+    return _with_signals(_with_consent(_with_declared_id(data)), signals)
 
 
 def _cell(name: str, value: Any) -> Any:
     if not isinstance(value, str):
         return value
-    if name in JSON_COLUMNS:
+    if name in JSON_COLUMNS or (name == "trait_ids" and value.lstrip().startswith("[")):
         return _json_cell(name, value)
     if name == "trait_ids":
-        return _json_cell(name, value) if value.lstrip().startswith("[") else _id_list(value)
+        return [part.strip() for part in value.split(",") if part.strip()]
     if name == "gdpr":
         return value.strip().lower() in {"1", "true", "yes"}
     return value
@@ -82,57 +115,59 @@ def _json_cell(name: str, value: str) -> Any:
     try:
         return json.loads(value)
     except (json.JSONDecodeError, RecursionError):
-        raise InvalidRequest(f"{name} is not valid JSON", field=name, rule="a JSON value") from None
+        raise RowRejected("must be JSON", field=name) from None
 
 
-def _id_list(value: str) -> list[Any]:
-    parts = [part.strip() for part in value.split(",") if part.strip()]
-    return [int(part) if part.isdigit() else part for part in parts]
+def _with_declared_id(data: dict[str, Any]) -> dict[str, Any]:
+    declared: dict[str, Any] = {name: data.pop(name) for name in DECLARED_ID_COLUMNS if name in data}
+    if not declared:
+        return data
+    if "customer_ids" in data:
+        raise RowRejected("give customer_ids or the customer_id columns, not both", field="customer_ids")
+    if "customer_id" not in declared:
+        raise RowRejected("data_source_id or integration_code needs a customer_id column", field="customer_id")
+    declared["id"] = declared.pop("customer_id")
+    return {**data, "customer_ids": [declared]}
 
 
-def _merge_signals(data: dict[str, Any], columns: dict[str, Any]) -> dict[str, Any]:
-    if "gdpr" in data or "gdpr_consent" in data:
-        data["consent"] = {"gdpr": data.pop("gdpr", True), "gdpr_consent": data.pop("gdpr_consent", "")}
+def _with_consent(data: dict[str, Any]) -> dict[str, Any]:
+    if "gdpr" not in data and "gdpr_consent" not in data:
+        return data
+    if "consent" in data:
+        raise RowRejected("give consent or the gdpr columns, not both", field="consent")
+    consent = {"gdpr": data.pop("gdpr", True), "gdpr_consent": data.pop("gdpr_consent", "")}
+    return {**data, "consent": consent}
+
+
+def _with_signals(data: dict[str, Any], columns: dict[str, Any]) -> dict[str, Any]:
     if not columns:
         return data
     signals = data.get("signals", {})
     if not isinstance(signals, dict):
-        raise InvalidRequest("signals must be a JSON object", field="signals", rule="JSON object")
+        raise RowRejected("must be a JSON object", field="signals")
     clash = sorted(set(signals) & set(columns))
     if clash:
-        raise InvalidRequest(
-            "a signal is given twice", field=f"signals.{clash[0][:40]}", rule="signals column or signal.<key> column"
-        )
+        raise RowRejected("a signal given both in signals and as a signal.<key> column", field=f"signals.{clash[0]}")
     return {**data, "signals": {**signals, **columns}}
 
 
-def row_message(row: Mapping[str, Any], settings: Settings, *, now: float, row_key: str | None = None) -> QueueMessage:
-    """The queued message of a row; ``row_key`` (source and position) derives a missing ``event_id``."""
-    data = row_input(row)
-    if row_key is not None and "event_id" not in data:
-        data["event_id"] = derived_event_id(row_key)
-    request = parse_identity(data, SendSignalsInput)
-    params = data_params(request)
-    resolved = resolve_identity(request, settings, now=now)
-    if resolved.opted_out:
-        raise InvalidRequest("the visitor opted out", field="amcv" if request.amcv else "cookies", rule=OPTED_OUT_RULE)
-    event_request(request, resolved, settings, data=params)
-    return build_message(request, resolved, now=now)
+def signal_planner(settings: Settings) -> JobPlanner:
+    """The ``send_signals`` planner; the job needs the signal queue."""
+    if not settings.signal_queue_url:
+        raise FeatureDisabled("batch signal jobs need the signal queue", setting="SIGNAL_QUEUE_URL")
+    return JobPlanner(
+        job=JOB,
+        map_row=SignalRows(settings),
+        publisher=QueuePublisher(settings.signal_queue_url),
+        open_source=partial(open_source, profiles_table=settings.profiles_table),
+    )
 
 
-def derived_event_id(row_key: str) -> str:
-    return "job-" + hashlib.sha256(row_key.encode("utf-8", "surrogatepass")).hexdigest()[:40]
-
-
-@dataclass
-class SignalJob:
-    """Plans a batch job: reads the source in pages and queues one message per good row."""
-
-    settings: Settings
-
-    def run(self, event: Mapping[str, Any]) -> dict[str, Any]:
-        raise NotImplementedYet("batch signal jobs are not available yet")
-
-
-def default_job() -> SignalJob:
-    return SignalJob(get_settings())
+def resume_job(planner: Callable[[], JobPlanner], body: Mapping[str, Any], context: Any) -> None:
+    """A ``continue_job`` message: the planner goes on; what can never work is a ``PermanentFailure``."""
+    try:
+        planner().resume(body, context)
+    except InvalidRequest as error:
+        raise PermanentFailure("invalid_message", field=error.field, rule=error.rule) from None
+    except JobSourceError as error:
+        raise PermanentFailure("job_source", **error.details) from None

@@ -67,13 +67,17 @@ def queued_request(request: SendSignalsInput, resolved: ResolvedIdentity) -> dic
 
 
 def build_message(request: SendSignalsInput, resolved: ResolvedIdentity, *, now: float) -> QueueMessage:
-    queued = queued_request(request, resolved)
-    body: dict[str, Any] = {"kind": KIND, "request": queued, "enqueued_at": iso_time(now)}
+    body = queued_body(request, resolved, now=now)
+    group = message_group(resolved)
+    dedup = request.event_id or content_hash(group, body["request"])
+    return QueueMessage(body=json.dumps(body, separators=(",", ":")), group_id=group, deduplication_id=dedup)
+
+
+def queued_body(request: SendSignalsInput, resolved: ResolvedIdentity, *, now: float) -> dict[str, Any]:
+    body: dict[str, Any] = {"kind": KIND, "request": queued_request(request, resolved), "enqueued_at": iso_time(now)}
     if resolved.blob:
         body["blob"] = resolved.blob
-    group = message_group(resolved)
-    dedup = request.event_id or content_hash(group, queued)
-    return QueueMessage(body=json.dumps(body, separators=(",", ":")), group_id=group, deduplication_id=dedup)
+    return body
 
 
 def message_group(resolved: ResolvedIdentity) -> str:

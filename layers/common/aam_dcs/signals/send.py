@@ -20,10 +20,10 @@ The queue worker (:mod:`aam_dcs.signals.worker`) later runs steps 5-7 through :m
 
 from __future__ import annotations
 
-import importlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 from aam_dcs.config import Settings, get_settings
 from aam_dcs.dcs.http import DcsGateway, get_client
@@ -34,6 +34,7 @@ from aam_dcs.ids.models import ResolvedIdentity
 from aam_dcs.ids.resolver import IdentityResolver, default_resolver
 from aam_dcs.jobs.signal_queue import SignalQueue, SqsSignalQueue
 from aam_dcs.observability import fingerprint, logger, metrics
+from aam_dcs.segments.extract import CookieFormat, extract_segments
 from aam_dcs.signals.guard import CallGuard
 from aam_dcs.signals.messages import build_message, message_group
 from aam_dcs.signals.models import SendSignalsInput, SendSignalsResult
@@ -182,15 +183,9 @@ def log_delivery(call: PreparedCall, delivery: Delivery) -> None:
 
 
 def default_segments(settings: Settings) -> SegmentExtractor:
-    """Segments as ``lookup_segments`` reads them (``stuff`` or ``d_cts``), from its extraction module."""
-
-    def extract(response: DcsResponse) -> list[str]:
-        # Owned by lookup_segments, so both functions read segments the same way; loaded on first use.
-        module = importlib.import_module("aam_dcs.segments.extract")
-        found: list[str] = module.extract_segments(response, settings)
-        return found
-
-    return extract
+    """Segments read exactly as ``lookup_segments`` reads them (``stuff`` or ``d_cts``)."""
+    cookie_format = CookieFormat.from_settings(settings)
+    return partial(extract_segments, source=settings.segment_source, cookie_format=cookie_format)
 
 
 def default_sender() -> SignalSender:

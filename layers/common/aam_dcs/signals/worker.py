@@ -40,8 +40,9 @@ from aam_dcs.signals.outcome import Delivery
 from aam_dcs.signals.send import PreparedCall, SignalSender, count
 from aam_dcs.signals.wire import event_request
 
-#: A handler for the other kinds of message on the queue (a batch job's ``continue_job``).
-KindHandler = Callable[[SQSRecord, dict[str, Any]], None]
+#: A handler for the other kinds of message on the queue (a batch job's ``continue_job``):
+#: called with the message body and the Lambda context.
+KindHandler = Callable[[dict[str, Any], Any], None]
 
 MAX_RECEIVES_HINT: Final = 16
 
@@ -75,17 +76,17 @@ class SignalWorker:
         answer = process_fifo_batch(
             event,
             context,
-            lambda record: self.handle(record, delays),
+            lambda record: self.handle(record, delays, context),
             dead_letters=self.dead_letters,
             max_parallel_groups=self.max_parallel_groups,
         )
         self._delay_retries(event.get("Records", []), answer["batchItemFailures"], delays)
         return answer
 
-    def handle(self, record: SQSRecord, delays: dict[str, int] | None = None) -> None:
+    def handle(self, record: SQSRecord, delays: dict[str, int] | None = None, context: Any = None) -> None:
         """One message; a retryable failure records its delay in ``delays`` and re-raises."""
         try:
-            self._route(record)
+            self._route(record, context)
         except PermanentFailure as failure:
             log_permanent(record, failure)
             raise
@@ -100,7 +101,7 @@ class SignalWorker:
             )
             raise
 
-    def _route(self, record: SQSRecord) -> None:
+    def _route(self, record: SQSRecord, context: Any) -> None:
         kind = _kind(record.body)
         if kind == KIND:
             self._send(record)
@@ -108,7 +109,7 @@ class SignalWorker:
         handler = self.other_kinds.get(str(kind))
         if handler is None:
             raise PermanentFailure("invalid_message", field="kind", rule=f"unknown message kind {str(kind)[:40]!r}")
-        handler(record, json.loads(record.body))
+        handler(json.loads(record.body), context)
 
     def _send(self, record: SQSRecord) -> None:
         message = _parse(record)
