@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -17,7 +18,7 @@ from aws_lambda_powertools.event_handler.exceptions import ServiceError
 from pydantic import ValidationError
 
 from aam_dcs.config import get_settings
-from aam_dcs.errors import AamDcsError, DcsError, InvalidRequest, PayloadTooLarge
+from aam_dcs.errors import AamDcsError, InvalidRequest, PayloadTooLarge
 from aam_dcs.observability import logger
 from aam_dcs.validation import invalid_request_from
 
@@ -48,8 +49,9 @@ def _cors_config(origins: tuple[str, ...]) -> CORSConfig | None:
 
 def error_response(exc: AamDcsError) -> Response[str]:
     headers: dict[str, str] = {}
-    if isinstance(exc, DcsError) and exc.retry_after is not None:
-        headers["Retry-After"] = str(max(1, round(exc.retry_after)))
+    retry_after = getattr(exc, "retry_after", None)
+    if isinstance(retry_after, int | float):
+        headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
     if exc.http_status >= 500:
         logger.warning("request failed", extra={"error": type(exc).__name__, "status": exc.http_status})
     return json_response(exc.http_status, exc.to_dict(), headers)

@@ -6,7 +6,7 @@ from pydantic import BaseModel, Field
 
 from aam_dcs import api
 from aam_dcs.config import get_settings
-from aam_dcs.errors import DcsTimeout, DcsUnavailable, InvalidRequest
+from aam_dcs.errors import DcsTimeout, DcsUnavailable, InvalidRequest, RateLimited
 from aam_dcs.validation import parse_model
 from tests.support.events import FakeLambdaContext, api_event
 
@@ -39,6 +39,10 @@ def app(monkeypatch):
     @resolver.get("/busy")
     def busy():
         raise DcsUnavailable("rate limited", codes=[], retry_after=7.2)
+
+    @resolver.get("/capped")
+    def capped():
+        raise RateLimited("too many calls for this visitor", retry_after=12.3)
 
     @resolver.get("/bug")
     def bug():
@@ -89,7 +93,7 @@ def test_dcs_errors_map_to_502_and_504_with_retry_after(app):
     assert payload == {"error": "DcsTimeout", "message": "the DCS did not answer in time", "tid": "abc"}
     code, payload, response = call(app, api_event("GET", "/busy"))
     assert code == 502
-    assert response["multiValueHeaders"]["Retry-After"] == ["7"]
+    assert response["multiValueHeaders"]["Retry-After"] == ["8"]  # rounded up: never too early
 
 
 def test_unexpected_errors_are_500_without_details(app):
@@ -128,3 +132,10 @@ def test_preflight_answers_each_allowed_origin_and_no_other(app):
     headers = {"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"}
     _, _, response = call(app, api_event("OPTIONS", "/echo", headers=headers))
     assert "Access-Control-Allow-Origin" not in response["multiValueHeaders"]
+
+
+def test_rate_limited_is_429_with_retry_after_rounded_up(app):
+    code, payload, response = call(app, api_event("GET", "/capped"))
+    assert code == 429
+    assert payload["error"] == "RateLimited"
+    assert response["multiValueHeaders"]["Retry-After"] == ["13"]

@@ -93,3 +93,19 @@ def test_a_minted_id_is_reused_instead_of_minting_again(settings, dcs):
     assert len(dcs.requests) == 1
     assert again.mid == MID
     assert again.id_source == "store"
+
+
+def test_a_server_side_region_read_back_from_the_store_keeps_its_origin(settings, dcs):
+    store = InMemoryProfileStore(clock=lambda: 1e9)
+    resolver = make_resolver(settings, dcs, store)
+    customer = {"data_source_id": 7, "id": "crm-9"}
+    resolver.resolve(IdentityInput(mint=True, customer_ids=[customer]))  # region 7 from /id
+    again = resolver.resolve(IdentityInput(customer_ids=[customer]))
+    assert again.region_id == 7
+    stored = store.get_identity([f"mid#{MID}"])
+    assert stored.region_source == "id_service"
+    with_default = settings.model_copy(update={"default_region": 6})
+    later = IdentityResolver(settings=with_default, store=store, clock=lambda: 1e9).resolve(
+        IdentityInput(customer_ids=[customer])
+    )
+    assert (later.region_id, later.region_source) == (6, "default")

@@ -14,7 +14,7 @@ from aam_dcs.config import Settings, get_settings
 from aam_dcs.dcs.http import get_client
 from aam_dcs.ids.cookies import Cookie, parse_cookie_header
 from aam_dcs.ids.id_service import IdServiceAnswer, IdServiceClient
-from aam_dcs.ids.models import IdentityInput, ResolvedIdentity
+from aam_dcs.ids.models import IdentityInput, ResolvedIdentity, Source
 from aam_dcs.ids.sources import StoredIdentity, needs_id_service, resolve_identity
 from aam_dcs.observability import metrics
 from aam_dcs.store.profiles import ProfileStore, configured_store, customer_key, mid_key, uuid_key
@@ -56,7 +56,7 @@ class IdentityResolver:
             region_id=resolved.region_id,
             blob=resolved.blob,
             opted_out=resolved.opted_out,
-            region_source=resolved.region_source if resolved.region_id is not None else None,
+            region_source=_region_origin(resolved, known),
         )
         if record != known:
             self.store.put_identity(identity_keys(resolved), record, ttl_seconds)
@@ -87,6 +87,16 @@ class IdentityResolver:
             raise RuntimeError("minting needs an ID-service client")
         metrics.add_metric(name="IdServiceCalls", unit="Count", value=1)
         return self.id_service.fetch(blob=resolved.blob, customer_ids=resolved.customer_ids)
+
+
+def _region_origin(resolved: ResolvedIdentity, known: StoredIdentity | None) -> Source | None:
+    """Where the region came from in the first place: a region read back from the store keeps its origin,
+    so one learned server-side never turns into the visitor's own on the next write."""
+    if resolved.region_id is None:
+        return None
+    if resolved.region_source == "store" and known is not None and known.region_id == resolved.region_id:
+        return known.region_source
+    return resolved.region_source
 
 
 def identity_keys(resolved: ResolvedIdentity) -> list[str]:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from decimal import Decimal
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from aam_dcs.ids.sources import StoredIdentity
@@ -17,12 +17,19 @@ if TYPE_CHECKING:
 class DynamoDbProfileStore:
     def __init__(self, table_name: str) -> None:
         self.table_name = table_name
+        self._local = threading.local()
 
-    @cached_property
+    @property
     def table(self) -> Table:
-        import boto3  # noqa: PLC0415 - lazy: only functions that use the table pay for boto3
+        # boto3 resources are not thread-safe and the queue workers run message groups in threads:
+        # one Table per thread, each built once.
+        table: Table | None = getattr(self._local, "table", None)
+        if table is None:
+            import boto3  # noqa: PLC0415 - lazy: only functions that use the table pay for boto3
 
-        return boto3.resource("dynamodb").Table(self.table_name)
+            table = boto3.resource("dynamodb").Table(self.table_name)
+            self._local.table = table
+        return table
 
     def get_identity(self, keys: list[str]) -> StoredIdentity | None:
         for key in keys:
