@@ -25,6 +25,7 @@ PY313_DIR   := $(shell dirname "$(BASE_PYTHON)")
 help:
 	@echo "make run        the whole bundle on the local stack (API+page :$(API_PORT), DCS simulator :$(DCS_PORT))"
 	@echo "make test       lint, template validation and all tests"
+	@echo "make test-slow  the long scale runs (10,000-customer enrichment)"
 	@echo "make lint       ruff, ruff format --check, mypy"
 	@echo "make validate   cfn-lint and sam validate --lint"
 	@echo "make build      sam build (Python 3.13, arm64)"
@@ -64,6 +65,10 @@ validate: venv tools
 .PHONY: test
 test: lint validate
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+.PHONY: test-slow
+test-slow: venv  ## the long runs: enrichment of 10,000 customers through moto and the simulator
+	$(PY) -m pytest -m slow $(PYTEST_ARGS)
 
 .PHONY: build
 build: tools
