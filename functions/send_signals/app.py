@@ -13,9 +13,8 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
 
-from aam_dcs.api import build_resolver, error_response, json_response, request_json, with_request_cookies
+from aam_dcs.api import build_resolver, json_response, request_json, with_request_cookies
 from aam_dcs.config import get_settings
-from aam_dcs.errors import RateLimited
 from aam_dcs.ids.models import parse_identity
 from aam_dcs.jobs.planner import CONTINUE_KIND, JobPlanner
 from aam_dcs.observability import logger, metrics, tracer
@@ -51,16 +50,6 @@ def continue_job(body: dict[str, Any], context: Any) -> None:
 def post_signals() -> Response[str]:
     result = send_result(with_request_cookies(app, request_json(app)))
     return json_response(202 if result.status == "queued" else 200, as_json(result))
-
-
-def rate_limited(error: RateLimited) -> Response[str]:
-    """429 with ``Retry-After``: the seconds until the visitor's call window ends."""
-    response = error_response(error)
-    response.headers["Retry-After"] = str(max(1, round(error.retry_after)))
-    return response
-
-
-app.exception_handler(RateLimited)(rate_limited)
 
 
 def send_result(data: Any) -> SendSignalsResult:

@@ -232,7 +232,8 @@ def test_no_accepted_signal_is_lost(function, sim, aws, monkeypatch):
             # Signals are accepted while the worker runs, as in production (and moto's FIFO queue,
             # which scans every message on each call, stays small).
             accepted = accept_all(function)
-            drained = wait_for(poller, len(accepted), timeout=50) and wait_until_drained(
+            # Generous limits: about 35 s on an idle 2-CPU machine, more when it is busy.
+            drained = wait_for(poller, len(accepted), timeout=120) and wait_until_drained(
                 aws.sqs, [aws.queue_url], [poller], timeout=10
             )
         left = aws.sqs.get_queue_attributes(QueueUrl=aws.queue_url, AttributeNames=["All"])["Attributes"]

@@ -168,3 +168,16 @@ def test_dry_runs_do_not_count_against_the_guard():
     for _ in range(3):
         send(sender, mid=MID, signals={"c_x": "1"}, dry_run=True)
     assert send(sender, mid=MID, signals={"c_x": "1"}).status == "sent"
+
+
+def test_a_region_read_back_from_the_store_keeps_its_origin_when_more_is_learned():
+    from aam_dcs.ids.sources import StoredIdentity
+    from aam_dcs.store.profiles import mid_key
+
+    store = InMemoryProfileStore(clock=lambda: NOW)
+    store.put_identity([mid_key(MID)], StoredIdentity(mid=MID, region_id=7, region_source="id_service"), 600)
+    sender = make_sender(dcs=FakeDcs(event_answers=[{"uuid": UUID, "dcs_region": 7}]), store=store)
+    send(sender, mid=MID, signals={"c_x": "1"})
+    stored = store.get_identity([mid_key(MID)])
+    assert stored is not None
+    assert (stored.uuid, stored.region_id, stored.region_source) == (UUID, 7, "id_service")

@@ -77,11 +77,13 @@ class PowertoolsIdempotency:
         self.expires_after_seconds = expires_after_seconds
         self.static_pk_value = static_pk_value
         self._context: Any = None
+        self._lock = threading.Lock()  # the worker's threads may all ask for the runner at once
 
     def register(self, context: Any) -> None:
-        self._context = context
-        if "_runner" in self.__dict__:
-            self._config.register_lambda_context(context)
+        with self._lock:
+            self._context = context
+            if "_config" in self.__dict__:
+                self._config.register_lambda_context(context)
 
     def run(self, key: str, work: Work) -> dict[str, Any]:
         from aws_lambda_powertools.utilities.idempotency.exceptions import (  # noqa: PLC0415
@@ -89,8 +91,10 @@ class PowertoolsIdempotency:
             IdempotencyPersistenceLayerError,
         )
 
+        with self._lock:
+            runner = self._runner
         try:
-            result: dict[str, Any] = self._runner(job={"key": key}, work=work)
+            result: dict[str, Any] = runner(job={"key": key}, work=work)
         except IdempotencyAlreadyInProgressError:
             raise DeliveryInProgress("a delivery of this message is in progress, or died mid-call") from None
         except IdempotencyPersistenceLayerError as error:

@@ -43,9 +43,15 @@ class SignalQueue(Protocol):
 class SqsSignalQueue:
     def __init__(self, queue_url: str) -> None:
         self.queue_url = queue_url
+        self._lock = threading.Lock()
+
+    @property
+    def client(self) -> SQSClient:
+        with self._lock:  # boto3 builds clients unsafely when several threads do it at once
+            return self._client
 
     @cached_property
-    def client(self) -> SQSClient:
+    def _client(self) -> SQSClient:
         import boto3  # noqa: PLC0415 - lazy: only the functions that queue pay for boto3
 
         return boto3.client("sqs")

@@ -31,7 +31,8 @@ from aam_dcs.dcs.query import DcsRequest
 from aam_dcs.dcs.response import DcsResponse
 from aam_dcs.errors import DcsError, FeatureDisabled
 from aam_dcs.ids.models import ResolvedIdentity
-from aam_dcs.ids.resolver import IdentityResolver, default_resolver
+from aam_dcs.ids.resolver import IdentityResolver, default_resolver, identity_keys
+from aam_dcs.ids.sources import StoredIdentity
 from aam_dcs.jobs.signal_queue import SignalQueue, SqsSignalQueue
 from aam_dcs.observability import fingerprint, logger, metrics
 from aam_dcs.segments.extract import CookieFormat, extract_segments
@@ -107,8 +108,14 @@ class SignalSender:
         learned = learned_identity(call.resolved, delivery, self.settings.partner_host)
         if learned is None:
             return call.resolved
-        self.resolver.remember(learned, known=None)
+        self.resolver.remember(learned, known=self._stored(call.resolved))
         return learned
+
+    def _stored(self, resolved: ResolvedIdentity) -> StoredIdentity | None:
+        """The stored record a region read back from the store came from (it keeps its origin)."""
+        if self.store is None or resolved.region_source != "store":
+            return None
+        return self.store.get_identity(identity_keys(resolved))
 
     def _send_now(self, call: PreparedCall) -> SendSignalsResult:
         try:

@@ -6,8 +6,10 @@ one thread per visitor (message group), in order within a group. For each messag
 1. parse and validate it again; an invalid message is a ``PermanentFailure`` (dead-lettered with
    its reason), as is a call that can no longer be built, or a visitor who opted out meanwhile;
 2. run the delivery (denylist guard, the DCS call, its answer) once per key through the
-   idempotency store: key = the visitor and ``event_id`` (or the SQS message ID), so a redelivered
-   message that was already delivered is answered from the store and makes no call;
+   idempotency store: key = the message group (the visitor) and ``event_id``, else the SQS message
+   ID (it stays the same across redeliveries), so a redelivered message that was already delivered
+   is answered from the store and makes no call. Without ``event_id`` a second, identical message
+   sent later is a new call: content alone does not make two events the same one;
 3. remember what the DCS taught; a ``discarded`` answer (311, opt-out, denylisted, blocked) is a
    ``PermanentFailure`` with the reason, codes and ``tid``; ``DcsRejected`` too.
 
@@ -152,7 +154,9 @@ class SignalWorker:
             delivery, _ = self.sender.deliver(call)
             return delivery.to_dict()
 
-        key = f"{call.visitor}#{message.request.event_id or 'msg:' + record.message_id}"
+        # The message's own group, not a fresh resolution: the key must not change between deliveries.
+        visitor = record.attributes.message_group_id or call.visitor
+        key = f"{visitor}#{message.request.event_id or 'msg:' + record.message_id}"
         try:
             stored = self.idempotency.run(key, work)
         except DcsRejected as rejected:
