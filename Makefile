@@ -12,7 +12,7 @@ AWS_REGION  ?= us-west-2
 ENV         ?= dev
 API_PORT    ?= 3000
 DCS_PORT    ?= 8700
-PYTEST_ARGS ?=
+PYTEST_ARGS ?= -n auto
 
 # The interpreter for the venvs: Python 3.13 (the Lambda runtime) where it runs, else python3.
 # pyenv shims exist even when that version is not selected, so each candidate is run, not just found.

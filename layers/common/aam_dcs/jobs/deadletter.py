@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
+from aam_dcs.aws import new_client
+
 if TYPE_CHECKING:
     from mypy_boto3_sqs.client import SQSClient
 
@@ -22,9 +24,7 @@ class SqsDeadLetters:
 
     @cached_property
     def client(self) -> SQSClient:
-        import boto3  # noqa: PLC0415 - lazy: boto3 only where a queue is used
-
-        return boto3.client("sqs")
+        return new_client("sqs")
 
     def send(self, record: SQSRecord, reason: str, details: Mapping[str, Any]) -> None:
         self.client.send_message(**dead_letter_message(self.queue_url, record, reason, details))

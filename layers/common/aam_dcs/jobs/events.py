@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
+from aam_dcs.aws import new_client
 from aam_dcs.errors import AamDcsError
 
 if TYPE_CHECKING:
@@ -59,9 +60,7 @@ class EventBridgeSink:
 
     @cached_property
     def client(self) -> EventBridgeClient:
-        import boto3  # noqa: PLC0415 - lazy: boto3 only where the bus is used
-
-        return boto3.client("events")
+        return new_client("events")
 
     def put(self, events: Sequence[DomainEvent]) -> None:
         for start in range(0, len(events), MAX_ENTRIES_PER_CALL):

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Final, Protocol
 
+from aam_dcs.aws import new_client
+
 if TYPE_CHECKING:
     from mypy_boto3_sqs.client import SQSClient
     from mypy_boto3_sqs.type_defs import SendMessageBatchRequestEntryTypeDef
@@ -76,9 +78,7 @@ class QueuePublisher:
 
     @cached_property
     def client(self) -> SQSClient:
-        import boto3  # noqa: PLC0415 - lazy: boto3 only where a queue is used
-
-        return boto3.client("sqs")
+        return new_client("sqs")
 
     def publish(self, messages: Sequence[QueueMessage]) -> list[PublishFailure]:
         failures: list[PublishFailure] = []

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
+from aam_dcs.aws import new_client
 from aam_dcs.observability import logger
 from aam_dcs.signals.messages import QueueMessage
 
@@ -52,9 +53,7 @@ class SqsSignalQueue:
 
     @cached_property
     def _client(self) -> SQSClient:
-        import boto3  # noqa: PLC0415 - lazy: only the functions that queue pay for boto3
-
-        return boto3.client("sqs")
+        return new_client("sqs")
 
     def send(self, message: QueueMessage) -> str:
         answer = self.client.send_message(

@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from aam_dcs.aws import new_client
 from aam_dcs.errors import AamDcsError, FeatureDisabled
 
 if TYPE_CHECKING:
@@ -215,9 +216,7 @@ class S3Source:
     def s3(self) -> S3Client:
         if self.client is not None:
             return self.client
-        import boto3  # noqa: PLC0415 - lazy: boto3 only where a job reads S3
-
-        return boto3.client("s3")
+        return new_client("s3")
 
     @property
     def is_prefix(self) -> bool:
@@ -447,9 +446,7 @@ class TableSource:
     def dynamodb(self) -> DynamoDBClient:
         if self.client is not None:
             return self.client
-        import boto3  # noqa: PLC0415 - lazy: boto3 only where a job reads a table
-
-        return boto3.client("dynamodb")
+        return new_client("dynamodb")
 
     @cached_property
     def key_names(self) -> list[str]:

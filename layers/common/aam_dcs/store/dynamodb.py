@@ -7,6 +7,7 @@ import time
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from aam_dcs.aws import new_resource
 from aam_dcs.ids.sources import StoredIdentity
 from aam_dcs.store.profiles import IDENTITY_SK, SEGMENTS_SK, SegmentRecord
 
@@ -25,9 +26,7 @@ class DynamoDbProfileStore:
         # one Table per thread, each built once.
         table: Table | None = getattr(self._local, "table", None)
         if table is None:
-            import boto3  # noqa: PLC0415 - lazy: only functions that use the table pay for boto3
-
-            table = boto3.resource("dynamodb").Table(self.table_name)
+            table = new_resource("dynamodb").Table(self.table_name)
             self._local.table = table
         return table
 
