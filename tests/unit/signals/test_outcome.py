@@ -97,7 +97,7 @@ def test_a_region_from_the_partner_alias_is_a_server_side_region():
     alias = resolved(region_id=None, region_host="acme.demdex.net", region_source="partner")
     learned = learned_identity(alias, Delivery(status="sent", dcs_region=7), "acme.demdex.net")
     assert learned is not None
-    assert (learned.region_id, learned.region_host, learned.region_source) == (7, "use.demdex.net", "id_service")
+    assert (learned.region_id, learned.region_host, learned.region_source) == (7, "use.demdex.net", "partner")
 
 
 def test_an_opt_out_code_teaches_the_opt_out():

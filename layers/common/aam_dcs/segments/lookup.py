@@ -45,9 +45,9 @@ from typing import Final
 from aam_dcs.config import Settings, get_settings
 from aam_dcs.dcs.http import DcsGateway, get_client
 from aam_dcs.dcs.query import DcsRequest
-from aam_dcs.dcs.regions import region_host
 from aam_dcs.dcs.response import DcsResponse
 from aam_dcs.errors import DcsBadResponse, DcsRejected, DcsTimeout, DcsUnavailable, InvalidRequest, RateLimited
+from aam_dcs.ids.learning import learned_from_answer
 from aam_dcs.ids.models import IdentityInput, ResolvedIdentity
 from aam_dcs.ids.params import identity_params
 from aam_dcs.ids.resolver import IdentityResolver, default_resolver, identity_keys
@@ -177,9 +177,17 @@ class SegmentLookup:
 
     def _learn(self, identity: ResolvedIdentity, response: DcsResponse) -> ResolvedIdentity:
         """The identity with the answer's UUID and, when the partner alias routed the call, its region."""
-        learned = learned_identity(identity, response, self.settings.partner_host)
-        if learned != identity:
-            self.resolver.remember(learned, known=None)
+        # Opt-outs are handled before this point (_dcs_opt_out), so only the UUID and region matter here.
+        learned = learned_from_answer(
+            identity,
+            uuid=response.uuid,
+            dcs_region=response.dcs_region,
+            opted_out=False,
+            partner_host=self.settings.partner_host,
+        )
+        if learned is None:
+            return identity
+        self.resolver.remember(learned, known=None)
         return learned
 
     def _dcs_opt_out(self, identity: ResolvedIdentity, now: float, *, cache: CacheState) -> LookupOutcome:
@@ -218,21 +226,6 @@ def segments_key(identity: ResolvedIdentity) -> str:
     if not declared:
         raise InvalidRequest("nothing identifies the visitor", field="identity", rule=NO_IDENTITY_RULE)
     return declared[0]
-
-
-def learned_identity(identity: ResolvedIdentity, response: DcsResponse, partner_host: str) -> ResolvedIdentity:
-    """The UUID the DCS answered; its region only when none was known (the partner alias was called).
-
-    A region learned through the alias describes where GSLB sent the Lambda, not where the browser
-    is served: it is recorded as ``partner``-sourced, so a browser's region beats it later.
-    """
-    updates: dict[str, object] = {}
-    if response.uuid and response.uuid != identity.uuid:
-        updates["uuid"] = response.uuid
-    region = response.dcs_region
-    if identity.region_id is None and region is not None:
-        updates.update(region_id=region, region_host=region_host(region, partner_host), region_source="partner")
-    return identity.model_copy(update=updates) if updates else identity
 
 
 def check_usable(response: DcsResponse) -> None:

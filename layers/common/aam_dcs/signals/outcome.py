@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from aam_dcs.dcs.codes import ErrorClass
-from aam_dcs.dcs.regions import region_host
 from aam_dcs.dcs.response import DcsResponse
 from aam_dcs.errors import DcsUnavailable
+from aam_dcs.ids.learning import learned_from_answer
 from aam_dcs.ids.models import OPT_OUT_CODES, ResolvedIdentity
 from aam_dcs.ids.validation import valid_user_id
 from aam_dcs.signals.models import SendSignalsResult, SendStatus, Warning_
@@ -116,17 +116,10 @@ def discard_reason(response: DcsResponse) -> str:
 
 def learned_identity(resolved: ResolvedIdentity, delivery: Delivery, partner_host: str) -> ResolvedIdentity | None:
     """The identity updated with what the answer taught, or ``None`` when it taught nothing new."""
-    updates: dict[str, Any] = {}
-    if delivery.uuid and delivery.uuid != resolved.uuid:
-        updates["uuid"] = delivery.uuid
-    region = delivery.dcs_region
-    if region is not None and region != resolved.region_id:
-        called_alias = resolved.region_id is None
-        updates.update(
-            region_id=region,
-            region_host=region_host(region, partner_host),
-            region_source="id_service" if called_alias else "dcs_response",
-        )
-    if delivery.opted_out and not resolved.opted_out:
-        updates["opted_out"] = True
-    return resolved.model_copy(update=updates) if updates else None
+    return learned_from_answer(
+        resolved,
+        uuid=delivery.uuid,
+        dcs_region=delivery.dcs_region,
+        opted_out=delivery.opted_out,
+        partner_host=partner_host,
+    )
