@@ -14,6 +14,7 @@ Any other exception means "try again later".
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
@@ -37,6 +38,17 @@ class PermanentFailure(Exception):
 
 class DeadLetters(Protocol):
     def send(self, record: SQSRecord, reason: str, details: Mapping[str, Any]) -> None: ...
+
+
+def message_body(raw: str) -> dict[str, Any]:
+    """A queue message's JSON object; anything else can never succeed, so it is a permanent failure."""
+    try:
+        body = json.loads(raw)
+    except (json.JSONDecodeError, RecursionError):
+        raise PermanentFailure("invalid_message", field="body", rule="must be JSON") from None
+    if not isinstance(body, dict):
+        raise PermanentFailure("invalid_message", field="body", rule="must be a JSON object")
+    return body
 
 
 def process_fifo_batch(

@@ -17,7 +17,6 @@ as is, and SQS delivers the message again.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -29,7 +28,7 @@ from aam_dcs.errors import DcsRejected, FeatureDisabled, InvalidRequest
 from aam_dcs.jobs.events import EventBridgeSink, EventSink
 from aam_dcs.jobs.planner import JobPlanner, is_continuation
 from aam_dcs.jobs.sources import JobSourceError
-from aam_dcs.jobs.worker import PermanentFailure
+from aam_dcs.jobs.worker import PermanentFailure, message_body
 from aam_dcs.segments.enrich import SegmentEnricher, VisitorOptedOut
 from aam_dcs.segments.enrich_job import enrichment_planner, parse_enrich_message
 from aam_dcs.segments.lookup import SegmentLookup, default_lookup
@@ -64,16 +63,6 @@ class EnrichmentWorker:
             raise PermanentFailure("opted_out") from None
         except DcsRejected as error:
             raise PermanentFailure("dcs_rejected", codes=error.codes, tid=error.tid) from None
-
-
-def message_body(raw: str) -> dict[str, Any]:
-    try:
-        body = json.loads(raw)
-    except (json.JSONDecodeError, RecursionError):
-        raise PermanentFailure("invalid_message", field="body", rule="must be JSON") from None
-    if not isinstance(body, dict):
-        raise PermanentFailure("invalid_message", field="body", rule="must be a JSON object")
-    return body
 
 
 def default_worker(settings: Settings | None = None, lookup: SegmentLookup | None = None) -> EnrichmentWorker:

@@ -35,7 +35,7 @@ from aam_dcs.errors import DcsBadResponse, DcsError, DcsRejected, InvalidRequest
 from aam_dcs.jobs.deadletter import SqsDeadLetters
 from aam_dcs.jobs.idempotency import DeliveryInProgress, Idempotency, NoIdempotency, PowertoolsIdempotency
 from aam_dcs.jobs.signal_queue import SignalQueue
-from aam_dcs.jobs.worker import DeadLetters, PermanentFailure, process_fifo_batch
+from aam_dcs.jobs.worker import DeadLetters, PermanentFailure, message_body, process_fifo_batch
 from aam_dcs.observability import fingerprint, logger
 from aam_dcs.signals.messages import KIND, QueuedSignals, parse_message
 from aam_dcs.signals.outcome import Delivery
@@ -201,13 +201,7 @@ class SignalWorker:
 
 
 def _kind(body: str) -> object:
-    try:
-        data = json.loads(body)
-    except (json.JSONDecodeError, RecursionError):
-        raise PermanentFailure("invalid_message", field="body", rule="must be JSON") from None
-    if not isinstance(data, dict):
-        raise PermanentFailure("invalid_message", field="body", rule="must be a JSON object")
-    return data.get("kind")
+    return message_body(body).get("kind")
 
 
 def _parse(record: SQSRecord) -> QueuedSignals:
