@@ -48,6 +48,7 @@ LOCAL_PARAMETERS: dict[str, str] = {
     "Partner": LOCAL_PARTNER,
     "OrgId": LOCAL_ORG_ID,
     "JobSourceBucket": JOBS_BUCKET,
+    "Tracing": "Disabled",  # no X-Ray daemon listens here, as under sam local
     "SendSignalsJobInput": json.dumps({"job": "send_signals", "source": {"s3": f"s3://{JOBS_BUCKET}/signals/"}}),
 }
 

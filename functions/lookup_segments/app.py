@@ -14,20 +14,20 @@ Triggers:
 from __future__ import annotations
 
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aam_dcs.api import build_resolver, query_input, request_json, with_request_cookies
 from aam_dcs.config import get_settings
 from aam_dcs.ids.models import parse_identity
-from aam_dcs.jobs.deadletter import SqsDeadLetters
-from aam_dcs.jobs.planner import JobPlanner
-from aam_dcs.jobs.worker import process_fifo_batch
 from aam_dcs.observability import logger, metrics, tracer
-from aam_dcs.segments.enrich_job import enrichment_planner
-from aam_dcs.segments.enrich_worker import EnrichmentWorker, default_worker
 from aam_dcs.segments.lookup import SegmentLookup, default_lookup
 from aam_dcs.segments.models import LookupInput
 from aam_dcs.triggers import dispatch
+
+if TYPE_CHECKING:
+    from aam_dcs.jobs.deadletter import SqsDeadLetters
+    from aam_dcs.jobs.planner import JobPlanner
+    from aam_dcs.segments.enrich_worker import EnrichmentWorker
 
 QUERY_FIELDS = ("mid", "uuid", "region_id", "max_age_seconds", "refresh")
 
@@ -39,18 +39,25 @@ def lookup() -> SegmentLookup:
     return default_lookup()
 
 
+# The job and queue paths are imported on their first use: an API cold start never pays for them.
 @cache
 def worker() -> EnrichmentWorker:
+    from aam_dcs.segments.enrich_worker import default_worker
+
     return default_worker(lookup=lookup())
 
 
 @cache
 def planner() -> JobPlanner:
+    from aam_dcs.segments.enrich_job import enrichment_planner
+
     return enrichment_planner(get_settings())
 
 
 @cache
 def dead_letters() -> SqsDeadLetters | None:
+    from aam_dcs.jobs.deadletter import SqsDeadLetters
+
     queue_url = get_settings().enrich_dlq_url
     return SqsDeadLetters(queue_url) if queue_url else None
 
@@ -74,6 +81,8 @@ def run_job(event: Any, context: Any) -> dict[str, Any]:
 
 
 def work_queue(event: Any, context: Any) -> dict[str, Any]:
+    from aam_dcs.jobs.worker import process_fifo_batch
+
     handle = worker().handle
     return process_fifo_batch(event, context, lambda record: handle(record, context), dead_letters=dead_letters())
 

@@ -9,20 +9,21 @@ typed errors raised by class name).
 from __future__ import annotations
 
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.event_handler import Response
 
 from aam_dcs.api import build_resolver, json_response, request_json, with_request_cookies
 from aam_dcs.config import get_settings
 from aam_dcs.ids.models import parse_identity
-from aam_dcs.jobs.planner import CONTINUE_KIND, JobPlanner
 from aam_dcs.observability import logger, metrics, tracer
-from aam_dcs.signals.job import resume_job, signal_planner
 from aam_dcs.signals.models import SendSignalsInput, SendSignalsResult
 from aam_dcs.signals.send import SignalSender, default_sender
-from aam_dcs.signals.worker import SignalWorker, default_worker
 from aam_dcs.triggers import dispatch
+
+if TYPE_CHECKING:
+    from aam_dcs.jobs.planner import JobPlanner
+    from aam_dcs.signals.worker import SignalWorker
 
 app = build_resolver()
 
@@ -32,17 +33,25 @@ def sender() -> SignalSender:
     return default_sender()
 
 
+# The queue and job paths are imported on their first use: an API cold start never pays for them.
 @cache
 def worker() -> SignalWorker:
+    from aam_dcs.jobs.planner import CONTINUE_KIND
+    from aam_dcs.signals.worker import default_worker
+
     return default_worker(sender(), other_kinds={CONTINUE_KIND: continue_job})
 
 
 @cache
 def planner() -> JobPlanner:
+    from aam_dcs.signals.job import signal_planner
+
     return signal_planner(get_settings())
 
 
 def continue_job(body: dict[str, Any], context: Any) -> None:
+    from aam_dcs.signals.job import resume_job
+
     resume_job(planner, body, context)
 
 

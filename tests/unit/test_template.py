@@ -197,11 +197,18 @@ def test_function_contract(template: dict[str, Any], directory: str, logical_id:
     assert props["Handler"] == "app.lambda_handler"
     assert function_property(template, logical_id, "Runtime") == "python3.13"
     assert function_property(template, logical_id, "Architectures") == ["arm64"]
-    assert function_property(template, logical_id, "Tracing") == "Active"
+    assert function_property(template, logical_id, "Tracing") == {"Fn::If": ["TracingActive", "Active", "PassThrough"]}
     assert {"Ref": "CommonLayer"} in props["Layers"]
     timeout = function_property(template, logical_id, "Timeout")
     assert isinstance(timeout, int)
     assert 1 <= timeout <= 900
+
+
+def test_tracing_off_also_turns_off_the_tracer_in_the_code(template: dict[str, Any]) -> None:
+    """PassThrough alone would leave Powertools loading the X-Ray SDK in every cold start."""
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert variables["POWERTOOLS_TRACE_DISABLED"] == {"Fn::If": ["TracingActive", "false", "true"]}
+    assert template["Conditions"]["TracingActive"] == {"Fn::Equals": [{"Ref": "Tracing"}, "Active"]}
 
 
 def test_only_the_three_functions_exist(resources: dict[str, Any]) -> None:
@@ -229,7 +236,8 @@ def test_api_has_tracing_throttling_cors_and_optional_key(template: dict[str, An
     api = resources["AamDcsApi"]
     assert api["Type"] == "AWS::Serverless::Api"
     props = api["Properties"]
-    assert props["TracingEnabled"] is True
+    assert props["TracingEnabled"] == {"Fn::If": ["TracingActive", True, False]}
+    assert template["Parameters"]["Tracing"]["Default"] == "Active"
     assert props["StageName"] == {"Ref": "StageName"}
     (method_settings,) = props["MethodSettings"]
     assert method_settings["ThrottlingRateLimit"] == {"Ref": "ThrottleRateLimit"}

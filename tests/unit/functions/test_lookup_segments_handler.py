@@ -212,13 +212,3 @@ def test_the_sample_sqs_event_is_processed(handler, monkeypatch, kit):
     with open("events/lookup_segments/sqs.json") as sample:
         assert invoke(handler, json.load(sample)) == {"batchItemFailures": []}
     assert len(events.events) == 3
-
-
-def test_importing_the_handler_loads_no_boto3():
-    import subprocess
-    import sys
-
-    code = "import sys; import functions.lookup_segments.app; print('boto3' in sys.modules)"
-    env = {"AAM_PARTNER": "acme", "AAM_ORG_ID": ORG, "PYTHONPATH": "layers/common:.", "POWERTOOLS_TRACE_DISABLED": "1"}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"

@@ -1,0 +1,86 @@
+"""Cold-start import budgets: what each function loads before its first call, against the reference.
+
+Times are compared only with a reference measured in the same run (a Powertools hello world),
+never against absolute numbers: this machine is shared and its speed varies.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[3]
+FUNCTIONS = ("resolve_ids", "send_signals", "lookup_segments")
+HELLO_WORLD = ROOT / "tests" / "perf" / "hello_world_app.py"
+ORG = "0123456789ABCDEF01234567@AdobeOrg"
+# Each of these is needed by some trigger, never by the import itself.
+LOADED_ON_FIRST_USE = (
+    "boto3",
+    "botocore.session",  # Powertools itself imports the bare botocore package, which is cheap
+    "aws_xray_sdk",
+    "urllib3",
+    "aws_lambda_powertools.utilities.batch",
+    "aws_lambda_powertools.utilities.parser",
+    "aws_lambda_powertools.utilities.idempotency",
+    "aam_dcs.jobs.worker",
+    "aam_dcs.jobs.planner",
+)
+
+PROBE = """
+import importlib.util, json, sys, time
+started = time.perf_counter()
+spec = importlib.util.spec_from_file_location("probe", sys.argv[1])
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+print(json.dumps({"ms": (time.perf_counter() - started) * 1000, "modules": sorted(sys.modules),
+                  "tracer": type(module.tracer).__name__ if hasattr(module, "tracer") else None}))
+"""
+
+
+def import_in_fresh_interpreter(path: Path, **extra_env: str) -> dict[str, object]:
+    env = {
+        "AAM_PARTNER": "acme",
+        "AAM_ORG_ID": ORG,
+        "PYTHONPATH": f"{ROOT / 'layers' / 'common'}:{ROOT}",
+        "POWERTOOLS_SERVICE_NAME": "probe",
+        **extra_env,
+    }
+    out = subprocess.run([sys.executable, "-c", PROBE, str(path)], env=env, capture_output=True, text=True, check=True)
+    result: dict[str, object] = json.loads(out.stdout)
+    return result
+
+
+def function_path(name: str) -> Path:
+    return ROOT / "functions" / name / "app.py"
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_importing_a_function_loads_nothing_a_trigger_loads_later(name: str) -> None:
+    loaded = set(import_in_fresh_interpreter(function_path(name))["modules"])  # type: ignore[arg-type]
+    assert not {module for module in LOADED_ON_FIRST_USE if module in loaded}
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_inside_lambda_the_functions_trace_with_powertools(name: str) -> None:
+    probe = import_in_fresh_interpreter(
+        function_path(name), LAMBDA_TASK_ROOT=str(ROOT), AWS_XRAY_CONTEXT_MISSING="IGNORE_ERROR"
+    )
+    assert probe["tracer"] == "Tracer"
+    assert "aws_xray_sdk" in probe["modules"]  # type: ignore[operator]
+
+
+def test_importing_each_function_takes_no_longer_than_the_powertools_hello_world() -> None:
+    """Median of interleaved runs, so a busy moment hits every target alike."""
+    samples: dict[str, list[float]] = {name: [] for name in ("hello_world", *FUNCTIONS)}
+    for _ in range(3):
+        samples["hello_world"].append(float(import_in_fresh_interpreter(HELLO_WORLD)["ms"]))  # type: ignore[arg-type]
+        for name in FUNCTIONS:
+            samples[name].append(float(import_in_fresh_interpreter(function_path(name))["ms"]))  # type: ignore[arg-type]
+    reference = statistics.median(samples["hello_world"])
+    ratios = {name: round(statistics.median(samples[name]) / reference, 2) for name in FUNCTIONS}
+    assert all(ratio <= 1.0 for ratio in ratios.values()), ratios
