@@ -38,7 +38,8 @@ print(
             "total_ms": (served - started) * 1000,
             "modules": modules,
             "boto3_loaded": "boto3" in sys.modules,
-            "result_ok": isinstance(result, dict),
+            "xray_loaded": "aws_xray_sdk" in sys.modules,
+            "result_ok": isinstance(result, dict) and result.get("statusCode") == 200,
         }
     )
 )
