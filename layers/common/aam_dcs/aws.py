@@ -9,6 +9,8 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any, Literal, overload
 
+from aam_dcs.observability import trace_aws_calls
+
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
     from mypy_boto3_dynamodb.service_resource import DynamoDBServiceResource
@@ -31,6 +33,7 @@ def new_client(service: str) -> Any:
     with _BUILD_LOCK:
         import boto3  # noqa: PLC0415 - lazy by design
 
+        trace_aws_calls()
         return boto3.client(service)  # type: ignore[call-overload]
 
 
@@ -38,4 +41,5 @@ def new_resource(service: Literal["dynamodb"]) -> DynamoDBServiceResource:
     with _BUILD_LOCK:
         import boto3  # noqa: PLC0415 - lazy by design
 
+        trace_aws_calls()
         return boto3.resource(service)

@@ -7,6 +7,9 @@ blobs or consent strings: log ``fingerprint(value)`` when a value must be correl
 The tracer is Powertools' ``Tracer`` when tracing can run (inside Lambda, not turned off by
 ``POWERTOOLS_TRACE_DISABLED``). Otherwise it is a pass-through: Powertools' ``Tracer`` imports the
 X-Ray SDK, and botocore with it, even to disable itself, which is about half of a cold start.
+When tracing, only the libraries the bundle calls through are patched: ``httplib`` (the DCS, via
+urllib3) at once, ``botocore`` when the first AWS client is built. Powertools' default patches
+every library X-Ray supports, which loads botocore's whole client stack in every cold start.
 """
 
 from __future__ import annotations
@@ -48,8 +51,22 @@ class PassThroughTracer:
         """Nothing to attach without a trace."""
 
 
+def _new_tracer() -> Tracer | PassThroughTracer:
+    if not tracing_enabled():
+        return PassThroughTracer()
+    tracer = Tracer(auto_patch=False)
+    tracer.patch(["httplib"])
+    return tracer
+
+
+def trace_aws_calls() -> None:
+    """Trace boto3 calls from now on; called just before the first AWS client is built."""
+    if isinstance(tracer, Tracer):
+        tracer.patch(["botocore"])  # the X-Ray SDK patches a module once, however often asked
+
+
 logger = Logger()
-tracer: Tracer | PassThroughTracer = Tracer() if tracing_enabled() else PassThroughTracer()
+tracer = _new_tracer()
 metrics = Metrics()
 
 

@@ -71,7 +71,27 @@ def test_inside_lambda_the_functions_trace_with_powertools(name: str) -> None:
         function_path(name), LAMBDA_TASK_ROOT=str(ROOT), AWS_XRAY_CONTEXT_MISSING="IGNORE_ERROR"
     )
     assert probe["tracer"] == "Tracer"
-    assert "aws_xray_sdk" in probe["modules"]  # type: ignore[operator]
+    modules = set(probe["modules"])  # type: ignore[call-overload]
+    assert "aws_xray_sdk.ext.httplib.patch" in modules  # DCS calls are traced
+    assert "botocore.client" not in modules  # AWS calls are patched when the first client is built
+
+
+def test_building_the_first_aws_client_starts_tracing_aws_calls() -> None:
+    code = (
+        "import aam_dcs.aws as aws\n"
+        "from aws_xray_sdk.core.patcher import _PATCHED_MODULES as patched\n"
+        "before = sorted(patched)\n"
+        "aws.new_client('sqs')\n"
+        "print(before, sorted(patched))"
+    )
+    env = {
+        "PYTHONPATH": str(ROOT / "layers" / "common"),
+        "LAMBDA_TASK_ROOT": str(ROOT),
+        "AWS_XRAY_CONTEXT_MISSING": "IGNORE_ERROR",
+        "AWS_DEFAULT_REGION": "us-west-2",
+    }
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["['httplib']", "['botocore',", "'httplib']"]
 
 
 def test_importing_each_function_takes_no_longer_than_the_powertools_hello_world() -> None:

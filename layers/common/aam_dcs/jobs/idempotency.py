@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Final, Protocol, cast
 
+from aam_dcs.aws import new_client
+
 DEFAULT_EXPIRY_SECONDS: Final = 24 * 3600
 STATIC_PK: Final = "idempotency#send_signals"
 KEY_PREFIX: Final = "send_signals"
@@ -123,6 +125,7 @@ class PowertoolsIdempotency:
         )
 
         layer = DynamoDBPersistenceLayer(
+            boto3_client=new_client("dynamodb"),  # built like every other client: traced, under the lock
             table_name=self.table_name,
             key_attr="pk",
             sort_key_attr="sk",
