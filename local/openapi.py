@@ -33,6 +33,8 @@ ERROR_SCHEMA: dict[str, Any] = {
         "codes": {"type": "array", "items": {"type": "integer"}, "description": "DCS error codes"},
         "tid": {"type": "string", "description": "DCS transaction ID, for support"},
         "setting": {"type": "string", "description": "the missing setting (503)"},
+        "retry_after": {"type": "number", "description": "seconds to wait before trying again (429, 503)"},
+        "dcs_host": {"type": "string", "description": "the DCS host whose circuit breaker is open (503)"},
     },
 }
 
@@ -132,7 +134,8 @@ def _responses(results: dict[str, str]) -> dict[str, Any]:
         "413": "a body or field over its size cap",
         "429": "the per-visitor call cap was reached (Retry-After)",
         "502": "the DCS failed after the retry budget (codes, tid)",
-        "503": "a needed setting is unset, or the DCS is failing fast (Retry-After)",
+        "503": "a needed setting is unset (setting), or the DCS host's circuit breaker is open (CircuitOpen, "
+        "Retry-After)",
         "504": "the DCS did not answer in time",
     }
     for status, text in errors.items():
@@ -140,7 +143,19 @@ def _responses(results: dict[str, str]) -> dict[str, Any]:
             "description": text,
             "content": {"application/json": {"schema": {"$ref": REF.format(model="Error")}}},
         }
+        if status in ("429", "503"):
+            responses[status]["headers"] = _retry_after_header()
     return responses
+
+
+def _retry_after_header() -> dict[str, Any]:
+    """A new dict each time: a shared one would come out as a YAML anchor."""
+    return {
+        "Retry-After": {
+            "description": "whole seconds to wait before trying again",
+            "schema": {"type": "integer", "minimum": 1},
+        }
+    }
 
 
 def render() -> str:

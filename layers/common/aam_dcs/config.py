@@ -32,6 +32,8 @@ ENV_NAMES = {
     "timeout_ms": "AAM_TIMEOUT_MS",
     "max_attempts": "AAM_MAX_ATTEMPTS",
     "user_calls_per_minute": "AAM_USER_CALLS_PER_MINUTE",
+    "breaker_failures": "AAM_BREAKER_FAILURES",
+    "breaker_open_seconds": "AAM_BREAKER_OPEN_SECONDS",
     "profiles_table": "PROFILES_TABLE",
     "signal_queue_url": "SIGNAL_QUEUE_URL",
     "enrich_queue_url": "ENRICH_QUEUE_URL",
@@ -62,6 +64,10 @@ class Settings(BaseModel):
     timeout_ms: int = Field(default=2000, ge=50, le=30000)
     max_attempts: int = Field(default=3, ge=1, le=10)
     user_calls_per_minute: int = Field(default=30, ge=1, le=600)
+    #: Consecutive outages (no answer, 5xx, 429 after the retries) that open a DCS host's breaker.
+    breaker_failures: int = Field(default=5, ge=1, le=1000)
+    #: Seconds an open breaker fails calls at once before it lets one trial call through.
+    breaker_open_seconds: int = Field(default=30, ge=1, le=3600)
     profiles_table: str | None = None
     signal_queue_url: str | None = None
     enrich_queue_url: str | None = None

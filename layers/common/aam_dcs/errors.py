@@ -84,6 +84,21 @@ class DcsUnavailable(DcsError):
     retryable = True
 
 
+class CircuitOpen(DcsUnavailable):
+    """The bundle did not call the DCS: this host failed ``AAM_BREAKER_FAILURES`` calls in a row.
+
+    Calls to the host fail at once until a trial call, allowed ``AAM_BREAKER_OPEN_SECONDS`` after
+    the breaker opened, gets an answer. ``retry_after`` is the number of seconds until that trial;
+    ``dcs_host`` names the host. Queue workers retry the message later, like any outage.
+    """
+
+    http_status = 503
+
+    def __init__(self, message: str, *, dcs_host: str, retry_after: float) -> None:
+        super().__init__(message, retry_after=round(retry_after, 3), dcs_host=dcs_host)
+        self.dcs_host = dcs_host
+
+
 class DcsTimeout(DcsError):
     """No answer within the timeout. On a signal call the DCS may still have processed it."""
 

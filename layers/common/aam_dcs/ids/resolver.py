@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aam_dcs.config import Settings, get_settings
-from aam_dcs.dcs.http import get_client
+from aam_dcs.dcs.breaker import get_gateway
 from aam_dcs.ids.cookies import Cookie, parse_cookie_header
 from aam_dcs.ids.id_service import IdServiceAnswer, IdServiceClient
 from aam_dcs.ids.models import IdentityInput, ResolvedIdentity, Source
@@ -120,5 +120,5 @@ def default_resolver() -> IdentityResolver:
     return IdentityResolver(
         settings=settings,
         store=configured_store(settings.profiles_table),
-        id_service=IdServiceClient(settings, get_client()),
+        id_service=IdServiceClient(settings, get_gateway()),
     )

@@ -21,7 +21,7 @@ In order:
    call raises ``DcsRejected``; otherwise the segments are extracted (:mod:`.extract`), cached for
    ``cache_ttl_seconds`` (30 days, so that an outage finds something) and what the DCS taught
    (UUID; the region when the partner alias routed the call) is remembered;
-6. a DCS outage (``DcsUnavailable``, ``DcsTimeout``, ``DcsBadResponse``) or a guard refusal
+6. a DCS outage (``DcsUnavailable``, ``CircuitOpen`` included, ``DcsTimeout``, ``DcsBadResponse``) or a guard refusal
    (``RateLimited``) with a cached entry of any age answers that entry with ``cache: "stale"`` and
    ``stale: true`` (an additive field, false otherwise); without one, the error propagates
    (502/504/429). The enrichment worker turns the fallback off and lets SQS retry instead.
@@ -43,7 +43,8 @@ from datetime import UTC, datetime
 from typing import Final
 
 from aam_dcs.config import Settings, get_settings
-from aam_dcs.dcs.http import DcsGateway, get_client
+from aam_dcs.dcs.breaker import get_gateway
+from aam_dcs.dcs.http import DcsGateway
 from aam_dcs.dcs.query import DcsRequest
 from aam_dcs.dcs.response import DcsResponse
 from aam_dcs.errors import DcsBadResponse, DcsRejected, DcsTimeout, DcsUnavailable, InvalidRequest, RateLimited
@@ -282,4 +283,4 @@ def count_codes(response: DcsResponse) -> None:
 def default_lookup() -> SegmentLookup:
     """The container's lookup, from the settings: the shared resolver and its table, the DCS client."""
     resolver = default_resolver()
-    return SegmentLookup(settings=get_settings(), resolver=resolver, gateway=get_client(), store=resolver.store)
+    return SegmentLookup(settings=get_settings(), resolver=resolver, gateway=get_gateway(), store=resolver.store)

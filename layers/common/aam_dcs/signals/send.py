@@ -10,7 +10,8 @@ Synchronous send, in order:
 4. ``dry_run``: the masked URL comes back (status ``dry_run``), no call;
 5. the denylist guard counts the call (``RateLimited`` past the cap);
 6. the DCS is called once (a signal call that got an answer, or may have reached the DCS, is never
-   retried here: ``DcsTimeout`` is a 504) and its answer read (:mod:`aam_dcs.signals.outcome`);
+   retried here: ``DcsTimeout`` is a 504; a host whose circuit breaker is open is not called at all:
+   ``CircuitOpen``, a 503) and its answer read (:mod:`aam_dcs.signals.outcome`);
 7. what the DCS taught (UUID, region, opt-out) is remembered; segments are extracted when asked.
 
 Asynchronous send runs steps 1-4 the same way, so bad input is a 400 now and not a dead letter
@@ -26,7 +27,8 @@ from dataclasses import dataclass, field
 from functools import partial
 
 from aam_dcs.config import Settings, get_settings
-from aam_dcs.dcs.http import DcsGateway, get_client
+from aam_dcs.dcs.breaker import get_gateway
+from aam_dcs.dcs.http import DcsGateway
 from aam_dcs.dcs.query import DcsRequest
 from aam_dcs.dcs.response import DcsResponse
 from aam_dcs.errors import DcsError, FeatureDisabled
@@ -203,7 +205,7 @@ def default_sender() -> SignalSender:
     return SignalSender(
         settings=settings,
         resolver=resolver,
-        gateway=get_client(),
+        gateway=get_gateway(),
         store=resolver.store,
         queue=queue,
         segments=default_segments(settings),
