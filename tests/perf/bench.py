@@ -34,6 +34,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from local.dcs_simulator import DcsSimulator, SimulatorConfig
+from tests.perf.cost import cost_per_million
+from tests.perf.cost import render as render_cost
 from tests.support.events import FakeLambdaContext, api_event
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -271,6 +273,8 @@ def main(argv: list[str] | None = None) -> int:
 
         report["batch"] = batch_figures(None, args.rows)
         report["batch_verdicts"] = batch_verdicts(report["batch"])
+    if {"warm", "batch"} <= parts:
+        report["cost"] = cost_per_million(report)
     report["budgets"] = [
         {"figure": figure, "operator": op, "value": value, "budget": budget, "pass": ok}
         for figure, op, value, budget, ok in verdicts(report)
@@ -278,6 +282,8 @@ def main(argv: list[str] | None = None) -> int:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
     print(render_table(report))
+    if "cost" in report:
+        print("\n" + render_cost(report["cost"]))
     return 0
 
 
