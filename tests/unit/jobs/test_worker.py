@@ -3,7 +3,7 @@ import threading
 import pytest
 
 from aam_dcs.jobs.deadletter import InMemoryDeadLetters
-from aam_dcs.jobs.worker import PermanentFailure, process_fifo_batch
+from aam_dcs.jobs.worker import PermanentFailure, group_threads, process_fifo_batch
 from tests.support.events import FakeLambdaContext, sqs_event
 
 
@@ -88,3 +88,39 @@ def test_a_crash_propagates_so_the_whole_batch_is_redelivered():
 
     with pytest.raises(Crash):
         process_fifo_batch(batch(("a", {}), ("b", {})), FakeLambdaContext(), handle)
+
+
+def test_the_container_keeps_its_group_threads_from_one_batch_to_the_next():
+    groups = 3
+    barrier = threading.Barrier(groups, timeout=5)
+    threads = []
+
+    def handle(record):
+        threads.append(threading.current_thread())
+        barrier.wait()  # the three groups of a batch run at once, in three threads
+
+    for n in range(4):
+        process_fifo_batch(batch(*[(f"visitor-{g}", {"n": n}) for g in range(groups)]), FakeLambdaContext(), handle)
+    distinct = {id(thread): thread for thread in threads}
+    assert len(threads) == 12
+    assert groups <= len(distinct) <= 10  # new threads for every batch would make twelve
+    assert all(thread.name.startswith("sqs-group") for thread in distinct.values())
+
+
+def test_a_batch_of_one_group_runs_in_the_calling_thread():
+    threads = []
+    process_fifo_batch(
+        batch(("a", {}), ("a", {})), FakeLambdaContext(), lambda r: threads.append(threading.current_thread())
+    )
+    assert threads == [threading.current_thread()] * 2
+
+
+def test_concurrent_invokers_each_get_their_own_group_threads():
+    pools = []
+    invokers = [threading.Thread(target=lambda: pools.append(group_threads(10))) for _ in range(2)]
+    for invoker in invokers:
+        invoker.start()
+    for invoker in invokers:
+        invoker.join()
+    assert pools[0] is not pools[1]
+    assert group_threads(10) is group_threads(10)
