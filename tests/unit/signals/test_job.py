@@ -5,12 +5,16 @@ import json
 import pytest
 
 from aam_dcs.errors import FeatureDisabled, InvalidRequest
+from aam_dcs.ids.models import parse_identity
+from aam_dcs.ids.sources import resolve_identity
 from aam_dcs.jobs.planner import JobPlanner, RowRejected
 from aam_dcs.jobs.publisher import InMemoryQueue
 from aam_dcs.jobs.sources import SourceRow
 from aam_dcs.jobs.worker import PermanentFailure
-from aam_dcs.signals.job import SignalRows, resume_job, row_input, signal_planner
+from aam_dcs.signals.job import SignalRows, check_call, fits_when_encoded, resume_job, row_input, signal_planner
 from aam_dcs.signals.messages import parse_message
+from aam_dcs.signals.models import SendSignalsInput
+from aam_dcs.signals.wire import data_params, event_request
 from tests.support.events import FakeLambdaContext
 from tests.support.signals import AMCV, MID, NOW, OPTED_OUT_AMCV, UUID, bundle_settings
 
@@ -167,3 +171,45 @@ def test_a_bad_continuation_is_dead_lettered():
     with pytest.raises(PermanentFailure) as info:
         resume_job(lambda: planner, {"kind": "continue_job", "job": {"job": "other"}}, FakeLambdaContext())
     assert info.value.reason == "invalid_message"
+
+
+def _outcome(check):
+    """What a check did: ``None``, or the error's class name and field."""
+    try:
+        check()
+    except (InvalidRequest, RowRejected) as error:
+        return type(error).__name__, error.field
+    return None
+
+
+def _signals(character: str, total: int) -> dict[str, list[str]]:
+    """``total`` characters of signal values, in values of at most 1,000 characters."""
+    values = [character * min(1000, total - start) for start in range(0, total, 1000)]
+    return {f"c_k{n}": values[n : n + 100] for n in range(0, len(values), 100)}
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        {"mid": MID, "signals": {"c_x": "blue"}},
+        {"mid": MID, "signals": _signals("a", 10_000)},  # within the shortcut's bound
+        {"mid": MID, "signals": _signals("a", 20_000)},  # over the shortcut's bound, under the limit
+        {"mid": MID, "signals": _signals("a", 33_000)},  # over the limit unencoded
+        {"mid": MID, "signals": _signals("%", 11_000)},  # fits unencoded, not encoded
+        {"mid": MID, "signals": _signals("é", 5_000)},  # non-ASCII, under the limit
+        {"mid": MID, "signals": _signals("é", 5_500)},  # non-ASCII, over the limit encoded
+        {"mid": MID, "signals": {"c_x": "1"}, "user_agent": "Mozilla/5.0", "referer": "https://a.example/?q=1"},
+    ],
+)
+def test_the_call_check_agrees_with_building_the_call(row):
+    request = parse_identity(row_input(row), SendSignalsInput)
+    resolved = resolve_identity(request, SETTINGS, now=NOW)
+    params = data_params(request)
+    built = _outcome(lambda: event_request(request, resolved, SETTINGS, data=params))
+    assert _outcome(lambda: check_call(request, resolved, SETTINGS, params)) == built
+
+
+def test_only_short_ascii_calls_skip_the_encoding():
+    assert fits_when_encoded([("d_mid", MID), ("c_x", "a b&c")], limit=200)
+    assert not fits_when_encoded([("c_x", "a" * 100)], limit=200)
+    assert not fits_when_encoded([("c_x", "é")], limit=200)

@@ -43,8 +43,9 @@ from functools import partial
 from typing import Any, Final
 
 from aam_dcs.config import Settings
+from aam_dcs.dcs.query import POST_LIMIT_BYTES, check_header_value
 from aam_dcs.errors import FeatureDisabled, InvalidRequest
-from aam_dcs.ids.models import parse_identity
+from aam_dcs.ids.models import ResolvedIdentity, parse_identity
 from aam_dcs.ids.sources import resolve_identity
 from aam_dcs.jobs.planner import JobPlanner, PlannedMessage, RowRejected
 from aam_dcs.jobs.publisher import QueuePublisher
@@ -52,7 +53,7 @@ from aam_dcs.jobs.sources import JobSourceError, open_source
 from aam_dcs.jobs.worker import PermanentFailure
 from aam_dcs.signals.messages import content_hash, message_group, queued_body
 from aam_dcs.signals.models import SendSignalsInput
-from aam_dcs.signals.wire import data_params, event_request
+from aam_dcs.signals.wire import Params, data_params, event_params, event_request
 
 JOB: Final = "send_signals"
 SIGNAL_COLUMN_PREFIX: Final = "signal."
@@ -76,10 +77,36 @@ class SignalRows:
         if resolved.opted_out:
             return None
         group = message_group(resolved)
-        event_request(request, resolved, self.settings, data=params)  # the size rules of the call
+        check_call(request, resolved, self.settings, params)
         body = queued_body(request, resolved, now=now)
         dedup_key = request.event_id or content_hash(group, body["request"])
         return PlannedMessage(body=body, group_id=group, dedup_key=dedup_key)
+
+
+def check_call(request: SendSignalsInput, resolved: ResolvedIdentity, settings: Settings, data: Params) -> None:
+    """The rules of the DCS call the worker will make: size, header values, encodable text.
+
+    Building the call percent-encodes every parameter, the largest cost of planning a row. A call of
+    ASCII text that would stay within the DCS's size limit even if every character took three bytes
+    can break neither the size rule nor the text rule (only lone surrogates fail to encode), so only
+    its header values are checked; any other call is built, exactly as the worker will build it.
+    """
+    params = event_params(request, resolved, settings, data=data)
+    if not fits_when_encoded(params, POST_LIMIT_BYTES):
+        event_request(request, resolved, settings, data=data)
+        return
+    check_header_value("user_agent", request.user_agent)
+    check_header_value("referer", request.referer)
+
+
+def fits_when_encoded(params: Params, limit: int) -> bool:
+    """True when every key and value is ASCII and ``k=v&...`` is at most ``limit`` bytes fully encoded."""
+    size = 0
+    for key, value in params:
+        if not (key.isascii() and value.isascii()):
+            return False
+        size += 3 * (len(key) + len(value)) + 2
+    return size <= limit
 
 
 def row_input(row: Mapping[str, Any]) -> dict[str, Any]:
