@@ -36,6 +36,12 @@ def publisher(client):
     return queue
 
 
+def test_a_publisher_uses_the_client_it_is_given():
+    client = ScriptedSqs()
+    assert QueuePublisher("https://sqs/q.fifo", client=client).publish([message(1)]) == []
+    assert client.calls == [["user:1"]]
+
+
 def test_messages_go_in_batches_of_ten_in_order():
     client = ScriptedSqs()
     assert publisher(client).publish([message(n) for n in range(23)]) == []

@@ -70,15 +70,22 @@ class QueuePublisher:
     """Publishes to one SQS FIFO queue with ``SendMessageBatch``."""
 
     def __init__(
-        self, queue_url: str, *, max_attempts: int = MAX_ATTEMPTS, retry_delay: float = RETRY_DELAY_SECONDS
+        self,
+        queue_url: str,
+        *,
+        max_attempts: int = MAX_ATTEMPTS,
+        retry_delay: float = RETRY_DELAY_SECONDS,
+        client: SQSClient | None = None,
     ) -> None:
         self.queue_url = queue_url
         self.max_attempts = max_attempts
         self.retry_delay = retry_delay
+        self._client = client
 
     @cached_property
     def client(self) -> SQSClient:
-        return new_client("sqs")
+        """The given client, else one built on first use."""
+        return self._client if self._client is not None else new_client("sqs")
 
     def publish(self, messages: Sequence[QueueMessage]) -> list[PublishFailure]:
         failures: list[PublishFailure] = []
