@@ -80,7 +80,7 @@ def test_sqs_event_sources(template: Template, evaluator: Evaluator) -> None:
     assert signals.report_batch_item_failures is True
     assert signals.maximum_concurrency == 5
     assert sources["LookupSegmentsFunction"].queue_id == "EnrichQueue"
-    assert sources["LookupSegmentsFunction"].maximum_concurrency == 2
+    assert sources["LookupSegmentsFunction"].maximum_concurrency == 3
     overridden = template.sqs_sources(template.evaluator({**REQUIRED, "SignalQueueMaxConcurrency": "7"}))
     assert {s.function_id: s.maximum_concurrency for s in overridden}["SendSignalsFunction"] == 7
 
