@@ -179,6 +179,8 @@ def from_dcs_response(identity: IdentityInput) -> Evidence:
 
 
 def from_amcv(explicit: str | None, cookie_amcvs: Sequence[str]) -> Evidence:
+    if explicit is None and not cookie_amcvs:  # the common server-to-server call: nothing to parse
+        return Evidence("amcv")
     found = [fields for fields in (pick_amcv([explicit]), pick_amcv(cookie_amcvs)) if fields is not None]
     return Evidence(
         "amcv",
@@ -190,6 +192,8 @@ def from_amcv(explicit: str | None, cookie_amcvs: Sequence[str]) -> Evidence:
 
 
 def from_cookies(cookies: Sequence[Cookie], org_id: str, now: float) -> Evidence:
+    if not cookies:
+        return Evidence("cookie")
     ids = extract_cookie_ids(cookies, org_id, now)
     return Evidence("cookie", mid=ids.mid, uuid=ids.aam_uuid)
 
