@@ -39,8 +39,8 @@ CONTROL_KEYS: Final = frozenset(
 )  # fmt: skip
 FORBIDDEN_KEYS: Final = frozenset({"d_cb"})  # JSONP would wrap the JSON body
 
-_DEMDEX_HOST = re.compile(r"^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+demdex\.net$")
-_PRINTABLE_LATIN1 = re.compile(r"^[\x20-\x7e\xa0-\xff]*$")
+_DEMDEX_HOST = re.compile(r"^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+demdex\.net\Z")
+_PRINTABLE_LATIN1 = re.compile(r"^[\x20-\x7e\xa0-\xff]*\Z")
 
 
 def encode_params(pairs: Sequence[tuple[str, str]]) -> str:

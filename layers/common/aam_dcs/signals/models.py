@@ -11,9 +11,9 @@ from aam_dcs.ids.models import IdentityInput
 
 SendStatus = Literal["sent", "queued", "skipped_opted_out", "discarded", "dry_run"]
 
-_TC_STRING: Final = re.compile(r"^[A-Za-z0-9_.\-]+$")
-_EVENT_ID: Final = re.compile(r"^[\x21-\x7e]{1,128}$")
-_HEADER_VALUE: Final = re.compile(r"^[\x20-\x7e]*$")
+_TC_STRING: Final = re.compile(r"^[A-Za-z0-9_.\-]+\Z")
+_EVENT_ID: Final = re.compile(r"^[\x21-\x7e]{1,128}\Z")
+_HEADER_VALUE: Final = re.compile(r"^[\x20-\x7e]*\Z")
 
 
 class Consent(BaseModel):

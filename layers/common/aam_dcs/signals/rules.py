@@ -20,10 +20,11 @@ MAX_LIST_LENGTH: Final = 100
 MAX_TRAIT_IDS: Final = 100
 
 # Letters, digits, "-" and "_", with at least one letter (AAM's trait key-name rule).
-_KEY = re.compile(r"^(?=[A-Za-z0-9_-]*[A-Za-z])[A-Za-z0-9_-]+$")
+_KEY = re.compile(r"^(?=[A-Za-z0-9_-]*[A-Za-z])[A-Za-z0-9_-]+\Z")
 _RESERVED_PREFIXES: Final = ("d_", "h_")
 _RESERVED_KEYS: Final = frozenset({"dcs_region", "gdpr", "gdpr_consent", "dpid", "dpuuid", "ts", "_ts"})
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# C0 and C1 controls, DEL, and lone surrogates (which cannot be sent as UTF-8).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 Scalar = str | int | float | bool
 SignalValue = Scalar | Sequence[Scalar]
@@ -64,7 +65,11 @@ def signal_params(signals: Mapping[str, object]) -> list[tuple[str, str]]:
         raise InvalidRequest(
             f"at most {MAX_SIGNALS} signals per call", field="signals", rule=f"at most {MAX_SIGNALS} keys"
         )
-    return [(check_key(key), text) for key, value in signals.items() for text in wire_values(key, value)]
+    pairs: list[tuple[str, str]] = []
+    for key, value in signals.items():
+        check_key(key)  # before the values: a value's error names the key, which must be printable
+        pairs += [(key, text) for text in wire_values(key, value)]
+    return pairs
 
 
 def trait_params(trait_ids: Sequence[int]) -> list[tuple[str, str]]:
