@@ -7,7 +7,6 @@ on every route: bad input is a 4xx naming the field, a DCS failure a 502/504, ne
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import math
 from collections.abc import Iterable
@@ -89,7 +88,7 @@ def request_json(app: APIGatewayRestResolver) -> dict[str, Any]:
         )
     try:
         data = json.loads(raw)
-    except (json.JSONDecodeError, RecursionError):
+    except (ValueError, RecursionError):  # ValueError: bad JSON, or an integer past 4300 digits
         raise InvalidRequest("the request body is not valid JSON", field="body", rule="must be JSON") from None
     if not isinstance(data, dict):
         raise InvalidRequest("the request body must be a JSON object", field="body", rule="must be a JSON object")
@@ -101,7 +100,7 @@ def _decode_base64_body(raw: str) -> str:
         raise PayloadTooLarge("the request body is too large", field="body", rule=f"at most {MAX_BODY_BYTES} bytes")
     try:
         return base64.b64decode(raw, validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:  # binascii.Error, UnicodeDecodeError, or a non-ASCII base64 text
         raise InvalidRequest("the request body is not UTF-8 JSON", field="body", rule="must be JSON") from None
 
 

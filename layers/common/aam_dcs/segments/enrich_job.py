@@ -124,7 +124,7 @@ def _json_cell(name: str, value: Any) -> Any:
         return value
     try:
         return json.loads(value)
-    except (json.JSONDecodeError, RecursionError):
+    except (ValueError, RecursionError):  # ValueError: bad JSON, or an integer past 4300 digits
         raise RowRejected("must be JSON", field=name) from None
 
 

@@ -141,7 +141,7 @@ def _cell(name: str, value: Any) -> Any:
 def _json_cell(name: str, value: str) -> Any:
     try:
         return json.loads(value)
-    except (json.JSONDecodeError, RecursionError):
+    except (ValueError, RecursionError):  # ValueError: bad JSON, or an integer past 4300 digits
         raise RowRejected("must be JSON", field=name) from None
 
 
