@@ -5,6 +5,8 @@ with the shared layer (``layers/common``) on ``sys.path`` as Lambda puts ``/opt/
 A function keeps a small pool of "containers" (separately imported copies of its module): an
 invocation takes an idle one or cold-starts a new one, so concurrent requests never share one
 handler instance (a Powertools resolver keeps the current event on itself), and warm ones are reused.
+Each container runs its invocations on its own thread, as a Lambda container runs them on its one
+runtime thread: what the layer keeps per thread (boto3 resources) lives as long as the container.
 
 Events and results go through JSON like Lambda's runtime API: the handler gets a fresh copy,
 and a result that is not JSON-serializable fails the invocation (``Runtime.MarshalError``).
@@ -21,7 +23,9 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
@@ -162,8 +166,23 @@ def unload_handler(handler: Handler) -> None:
         sys.modules.pop(name, None)
 
 
+@dataclass
+class Container:
+    """A warm handler instance and the one thread that runs its invocations."""
+
+    handler: Handler
+    thread: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="container"))
+
+    def run(self, event: Any, context: Any) -> Any:
+        return self.thread.submit(self.handler, event, context).result()
+
+    def close(self) -> None:
+        self.thread.shutdown(wait=False)
+        unload_handler(self.handler)
+
+
 class LocalFunction:
-    """One function of the template with a pool of warm handler instances."""
+    """One function of the template with a pool of warm containers."""
 
     def __init__(
         self,
@@ -183,7 +202,7 @@ class LocalFunction:
         self.memory_size = int(memory_size if memory_size is not None else _as_int(function.memory_size, 128))
         self.timeout = int(timeout if timeout is not None else _as_int(function.timeout, 3))
         self._max = max_containers
-        self._idle: list[Handler] = []
+        self._idle: list[Container] = []
         self._count = 0
         self._cond = threading.Condition()
         self.invocations = 0
@@ -201,15 +220,15 @@ class LocalFunction:
     def close(self) -> None:
         """Forget the warm containers and their modules (the stack stopped)."""
         with self._cond:
-            handlers, self._idle = self._idle, []
-        for handler in handlers:
-            unload_handler(handler)
+            containers, self._idle = self._idle, []
+        for container in containers:
+            container.close()
 
     def warm(self) -> None:
         """Start one container now (raises when the handler cannot be imported)."""
-        handler = self._new_container()
+        container = self._new_container()
         with self._cond:
-            self._idle.append(handler)
+            self._idle.append(container)
 
     def context(self) -> LambdaContext:
         return LambdaContext(
@@ -226,15 +245,15 @@ class LocalFunction:
             payload = json.loads(json.dumps(event))
         except (TypeError, ValueError) as exc:
             raise InvocationError("InvalidRequestContentException", f"event is not JSON: {exc}") from exc
-        handler = self._acquire()
+        container = self._acquire()
         try:
             self.invocations += 1
-            result = handler(payload, context or self.context())
+            result = container.run(payload, context or self.context())
         except Exception:
             self.errors += 1
             raise
         finally:
-            self._release(handler)
+            self._release(container)
         try:
             return json.loads(json.dumps(result))
         except (TypeError, ValueError) as exc:
@@ -243,7 +262,7 @@ class LocalFunction:
 
     __call__ = invoke
 
-    def _new_container(self) -> Handler:
+    def _new_container(self) -> Container:
         with self._cond:
             self._count += 1
         try:
@@ -254,9 +273,9 @@ class LocalFunction:
                 self._cond.notify()
             raise
         self.cold_starts += 1
-        return handler
+        return Container(handler)
 
-    def _acquire(self) -> Handler:
+    def _acquire(self) -> Container:
         with self._cond:
             while not self._idle and self._count >= self._max:
                 self._cond.wait()
@@ -264,9 +283,9 @@ class LocalFunction:
                 return self._idle.pop()
         return self._new_container()
 
-    def _release(self, handler: Handler) -> None:
+    def _release(self, container: Container) -> None:
         with self._cond:
-            self._idle.append(handler)
+            self._idle.append(container)
             self._cond.notify()
 
 
