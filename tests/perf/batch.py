@@ -306,12 +306,15 @@ class Aws:
 class SimulatorProcess:
     """``python -m local.dcs_simulator`` on a free port, in its own process."""
 
-    def __init__(self) -> None:
+    def __init__(self, config: Path | None = None) -> None:
         self._process: subprocess.Popen[str] | None = None
         self.url = ""
+        self.config = config
 
     def __enter__(self) -> Self:
         command = [sys.executable, "-m", "local.dcs_simulator", "--port", "0"]
+        if self.config is not None:
+            command += ["--config", str(self.config)]
         self._process = subprocess.Popen(command, cwd=ROOT, env=child_env(), stdout=subprocess.PIPE, text=True)
         assert self._process.stdout is not None
         line = self._process.stdout.readline()

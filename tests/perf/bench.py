@@ -24,16 +24,18 @@ import io
 import json
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from local.dcs_simulator import DcsSimulator, SimulatorConfig
 from tests.perf.cost import cost_per_million
 from tests.perf.cost import render as render_cost
 from tests.support.events import FakeLambdaContext, api_event
@@ -47,6 +49,11 @@ FIRST_CALLS: dict[str, dict[str, Any]] = {
     "resolve_ids": {"mint": True},
     "send_signals": {"mid": MID, "region_id": 9, "signals": {"c_category": "tents"}},
     "lookup_segments": {"mid": MID, "region_id": 9, "refresh": True},
+}
+POWERTOOLS_ENV = {
+    "POWERTOOLS_SERVICE_NAME": "bench",
+    "POWERTOOLS_METRICS_NAMESPACE": "Bench",
+    "POWERTOOLS_LOG_LEVEL": "WARNING",
 }
 ROUTES = {"resolve_ids": "/ids", "send_signals": "/signals", "lookup_segments": "/segments"}
 BUDGETS = {"cold_start_ratio": 1.0, "warm_direct_ms": 0.5, "warm_api_ms": 1.0}
@@ -65,12 +72,17 @@ def bundle_env(simulator_url: str) -> dict[str, str]:
         AAM_PARTNER="acme",
         AAM_ORG_ID=ORG,
         AAM_DCS_ENDPOINT=simulator_url,
-        POWERTOOLS_SERVICE_NAME="bench",
-        POWERTOOLS_METRICS_NAMESPACE="Bench",
-        POWERTOOLS_LOG_LEVEL="WARNING",
+        **POWERTOOLS_ENV,
         PYTHONPATH=os.pathsep.join([str(ROOT / "layers" / "common"), str(ROOT)]),
     )
     return env
+
+
+def add_layer_to_path() -> None:
+    """The layer's code, importable as Lambda mounts it (``make bench`` runs from the project root)."""
+    for path in (str(ROOT / "layers" / "common"), str(ROOT)):
+        if path not in sys.path:
+            sys.path.insert(0, path)
 
 
 def cold_start(simulator_url: str, runs: int, *, tracing: bool) -> dict[str, Any]:
@@ -109,9 +121,7 @@ def cold_start(simulator_url: str, runs: int, *, tracing: bool) -> dict[str, Any
 
 def warm_overhead(simulator_url: str, calls: int) -> dict[str, Any]:
     os.environ.update({k: v for k, v in bundle_env(simulator_url).items() if k.startswith(("AAM_", "POWERTOOLS_"))})
-    for path in bundle_env(simulator_url)["PYTHONPATH"].split(os.pathsep):
-        if path not in sys.path:
-            sys.path.insert(0, path)
+    add_layer_to_path()
     table: dict[str, Any] = {}
     for name, first_call in FIRST_CALLS.items():
         # resolve_ids with known IDs makes no DCS call: its overhead is the whole call.
@@ -242,11 +252,20 @@ def verdicts(report: dict[str, Any]) -> list[Verdict]:
     return rows
 
 
-def bench_simulator_config() -> SimulatorConfig:
-    """The demo rules, with denylisting out of the way: the bench calls one ID thousands of times."""
-    config = SimulatorConfig.load().to_dict()
-    config.setdefault("denylist", {})["threshold_per_minute"] = 10**9
-    return SimulatorConfig.from_dict(config)
+@contextlib.contextmanager
+def bench_simulator() -> Iterator[str]:
+    """The DCS simulator in its own process (its CPU and GIL stay out of the figures), never denylisting:
+    the bench calls one ID thousands of times."""
+    add_layer_to_path()
+    from tests.perf.batch import SimulatorProcess  # imports the layer
+
+    rules = (ROOT / "local" / "dcs_simulator" / "rules.toml").read_text(encoding="utf-8")
+    rules = re.sub(r"(?m)^threshold_per_minute = \d+", "threshold_per_minute = 0", rules)
+    with tempfile.TemporaryDirectory() as folder:
+        config = Path(folder) / "bench.toml"
+        config.write_text(rules, encoding="utf-8")
+        with SimulatorProcess(config) as simulator:
+            yield simulator.url
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -259,15 +278,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     parts = set(args.only.split(","))
+    os.environ.update(POWERTOOLS_ENV)  # before the layer's Logger and Metrics exist
     report: dict[str, Any] = {"machine": machine()}
-    with DcsSimulator(config=bench_simulator_config()) as simulator:
+    with bench_simulator() as simulator_url:
         if "cold" in parts:
             report["cold_start"] = {
-                mode: cold_start(simulator.url, args.runs, tracing=mode == "tracing_on")
+                mode: cold_start(simulator_url, args.runs, tracing=mode == "tracing_on")
                 for mode in ("tracing_off", "tracing_on")
             }
         if "warm" in parts:
-            report["warm_overhead"] = warm_overhead(simulator.url, args.calls)
+            report["warm_overhead"] = warm_overhead(simulator_url, args.calls)
     if "batch" in parts:
         from tests.perf.batch import batch_figures, batch_verdicts
 
