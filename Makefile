@@ -13,6 +13,17 @@ ENV         ?= dev
 API_PORT    ?= 3000
 DCS_PORT    ?= 8700
 PYTEST_ARGS ?= -n auto
+# The long runs of `make reliability`: requests per operation and kind of the API fuzzing, and the
+# load. The local stack runs in one Python process (a GIL: one core at most) and its emulated
+# DynamoDB and SQS cost far more CPU than the bundle: on 2 cores it sustains about 18 requests/s
+# of the mix (README, Reliability). LOAD_RATE=200 shows what happens past that.
+FUZZ_EXAMPLES ?= 150
+LOAD_RATE     ?= 12
+LOAD_SECONDS  ?= 60
+# pip-audit reads PyPI's vulnerability data (pypi.org/pypi/<name>/<version>/json). Where that is
+# unreachable the audit cannot run: `fail` (default) stops with a message, `warn` says so and goes on.
+AUDIT_IF_UNREACHABLE ?= fail
+AUDIT_PROBE   := https://pypi.org/pypi/pip/24.0/json
 
 # The interpreter for the venvs: Python 3.13 (the Lambda runtime) where it runs, else python3.
 # pyenv shims exist even when that version is not selected, so each candidate is run, not just found.
@@ -26,6 +37,8 @@ help:
 	@echo "make run        the whole bundle on the local stack (API+page :$(API_PORT), DCS simulator :$(DCS_PORT))"
 	@echo "make test       lint, template validation and all tests"
 	@echo "make test-slow  the long scale runs (10,000-customer enrichment)"
+	@echo "make reliability  the long fault runs, API fuzzing and the load test (LOAD_RATE=$(LOAD_RATE) req/s x $(LOAD_SECONDS) s)"
+	@echo "make audit      pip-audit of the pinned dependencies against PyPI's vulnerability data"
 	@echo "make lint       ruff, ruff format --check, mypy"
 	@echo "make validate   cfn-lint and sam validate --lint"
 	@echo "make build      sam build (Python 3.13, arm64)"
@@ -69,6 +82,23 @@ test: lint validate
 .PHONY: test-slow
 test-slow: venv  ## the long runs: enrichment of 10,000 customers through moto and the simulator
 	$(PY) -m pytest -m slow $(PYTEST_ARGS)
+
+.PHONY: reliability
+reliability: venv  ## fault suite, long API fuzzing, load; each stops by itself, all on loopback
+	$(PY) -m tests.reliability.api_fuzz --examples $(FUZZ_EXAMPLES)
+	$(PY) -m tests.reliability.load --rate $(LOAD_RATE) --seconds $(LOAD_SECONDS)
+	$(PY) -m pytest -m reliability $(PYTEST_ARGS); status=$$?; \
+	if [ $$status -eq 5 ]; then echo "make reliability: no test is marked reliability"; else exit $$status; fi
+
+.PHONY: audit
+audit: venv  ## pip-audit of the layer's and the dev pins (and what they pull in), strict: nothing unaudited
+	@if $(PY) -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=20)' "$(AUDIT_PROBE)" 2>/dev/null; then \
+	  $(VENV)/bin/pip-audit --strict --progress-spinner off -r layers/common/requirements.txt -r requirements/dev.txt; \
+	else \
+	  echo "make audit: PyPI's vulnerability data ($(AUDIT_PROBE)) cannot be read from this machine:" >&2; \
+	  echo "make audit: the dependencies were NOT audited. Run it where pypi.org answers." >&2; \
+	  [ "$(AUDIT_IF_UNREACHABLE)" = warn ]; \
+	fi
 
 .PHONY: build
 build: tools

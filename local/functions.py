@@ -174,7 +174,11 @@ class Container:
     thread: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="container"))
 
     def run(self, event: Any, context: Any) -> Any:
-        return self.thread.submit(self.handler, event, context).result()
+        try:
+            future = self.thread.submit(self.handler, event, context)
+        except RuntimeError:  # the stack is stopping and closed this container: finish here
+            return self.handler(event, context)
+        return future.result()
 
     def close(self) -> None:
         self.thread.shutdown(wait=False)
