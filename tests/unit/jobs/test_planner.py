@@ -187,6 +187,8 @@ def test_a_table_cursor_is_shown_without_its_item_key():
         {"kind": "continue_job", "job": {"job": "other", "source": {"s3": "s3://bucket/k"}}, "checkpoint": {}},
         {"kind": "continue_job", "job": {"job": "demo"}, "checkpoint": {}},
         {"kind": "continue_job", "job": JOB},
+        {"kind": "continue_job", "job": JOB, "checkpoint": {}, "totals": {"read": "many"}},
+        {"kind": "continue_job", "job": JOB, "checkpoint": {}, "totals": {"queued": [1]}},
     ],
 )
 def test_a_bad_continuation_is_an_invalid_request(message):

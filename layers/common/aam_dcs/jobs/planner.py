@@ -168,7 +168,10 @@ class JobPlanner:
             raise invalid_request_from(error) from None
         if continuation.job.job != self.job:
             raise InvalidRequest("a continuation of another job", field="job", rule=f"this queue runs {self.job!r}")
-        totals = JobTotals.from_dict(continuation.totals)
+        try:
+            totals = JobTotals.from_dict(continuation.totals)
+        except (TypeError, ValueError):
+            raise InvalidRequest("job totals must be counts", field="totals", rule="integers") from None
         return self._run(continuation.job, continuation.checkpoint, totals, continuation.run, context)
 
     def _run(self, job: JobInput, cursor: Cursor | None, totals: JobTotals, run: int, context: Any) -> dict[str, Any]:

@@ -345,7 +345,7 @@ def parse_json_line(text: bytes | None, *, first: bool) -> tuple[dict[str, Any] 
         return None, "not UTF-8 text"
     try:
         data = json.loads(decoded)
-    except (json.JSONDecodeError, RecursionError):
+    except (ValueError, RecursionError):  # ValueError: also an integer past Python's 4,300 digits
         return None, "not valid JSON"
     if not isinstance(data, dict):
         return None, "not a JSON object"

@@ -50,7 +50,7 @@ def message_body(raw: str) -> dict[str, Any]:
     """A queue message's JSON object; anything else can never succeed, so it is a permanent failure."""
     try:
         body = json.loads(raw)
-    except (json.JSONDecodeError, RecursionError):
+    except (ValueError, RecursionError):  # ValueError: also an integer past Python's 4,300 digits
         raise PermanentFailure("invalid_message", field="body", rule="must be JSON") from None
     if not isinstance(body, dict):
         raise PermanentFailure("invalid_message", field="body", rule="must be a JSON object")
