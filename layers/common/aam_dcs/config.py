@@ -17,8 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from aam_dcs.dcs.regions import REGION_HOSTS
 from aam_dcs.errors import AamDcsError
 
-_DNS_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
-_DEMDEX_HOST = re.compile(r"^(?:[a-z0-9-]+\.)+demdex\.net$")
+_DNS_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\Z")
+_DEMDEX_HOST = re.compile(r"^(?:[a-z0-9-]+\.)+demdex\.net\Z")
 
 ENV_NAMES = {
     "partner": "AAM_PARTNER",
@@ -96,7 +96,7 @@ class Settings(BaseModel):
     def _endpoint_is_base_url(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        if not re.match(r"^https?://[^/?#\s]+$", value.rstrip("/")):
+        if not re.match(r"^https?://[^/?#\s]+\Z", value.rstrip("/")):
             raise ValueError("must be a base URL such as http://127.0.0.1:8700")
         return value.rstrip("/")
 

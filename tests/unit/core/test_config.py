@@ -1,6 +1,7 @@
 import pytest
+from pydantic import ValidationError
 
-from aam_dcs.config import ConfigurationError, settings_from_env
+from aam_dcs.config import ConfigurationError, Settings, settings_from_env
 
 MINIMAL = {"AAM_PARTNER": "acme", "AAM_ORG_ID": "0123456789ABCDEF01234567@AdobeOrg"}
 
@@ -57,6 +58,15 @@ def test_invalid_settings_name_the_variable(name, value):
     with pytest.raises(ConfigurationError) as info:
         settings_from_env({**MINIMAL, name: value})
     assert name in info.value.message
+
+
+@pytest.mark.parametrize(
+    "field", [{"id_service_host": "dpm.demdex.net\n"}, {"dcs_endpoint": "http://127.0.0.1:8700\n"}]
+)
+def test_a_host_built_in_code_with_a_trailing_line_feed_is_refused(field):
+    """The environment's values are stripped first; code that builds Settings itself gets no such help."""
+    with pytest.raises(ValidationError):
+        Settings(partner="acme", org_id=MINIMAL["AAM_ORG_ID"], **field)
 
 
 def test_missing_partner_and_org_are_reported_together():

@@ -1,6 +1,7 @@
 """Source readers without AWS: line splitting with byte offsets, JSON Lines and CSV rows, resuming."""
 
 import pytest
+from pydantic import ValidationError
 
 from aam_dcs.errors import FeatureDisabled
 from aam_dcs.jobs.sources import (
@@ -116,6 +117,14 @@ def test_source_specs():
     assert SourceSpec(s3="s3://bucket/a/").is_prefix
     assert SourceSpec(s3="s3://bucket").is_prefix
     assert SourceSpec(s3="s3://bucket/").bucket == "bucket"
+
+
+@pytest.mark.parametrize(
+    "spec", [{"s3": "s3://bucket\n"}, {"s3": "s3://bucket/key\n"}, {"table": "crm\n"}, {"table": "crm-table\n"}]
+)
+def test_a_source_name_ending_in_a_line_feed_is_refused(spec):
+    with pytest.raises(ValidationError):  # the planner answers it as InvalidRequest
+        SourceSpec(**spec)
 
 
 def test_profiles_is_the_configured_table():

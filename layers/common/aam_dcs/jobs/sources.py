@@ -66,8 +66,8 @@ FORMAT_BY_EXTENSION: Final[dict[str, RowFormat]] = {
     ".csv": "csv",
 }
 
-_S3_URL = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:/(?P<key>.*))?$")
-_TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
+_S3_URL = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:/(?P<key>.*))?\Z")
+_TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}\Z")
 
 
 MISSING_OR_FORBIDDEN: Final = frozenset(
