@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from urllib.parse import quote, urlencode
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -235,3 +237,14 @@ def test_allowed_hosts(settings: Settings) -> None:
 def test_carries_data() -> None:
     assert not carries_data([*JSON, ("d_uuid", "1"), ("d_mid", "2"), ("d_orgid", "o"), ("gdpr", "1")])
     assert carries_data([*JSON, ("c_a", "1")])
+
+
+@given(st.lists(st.tuples(st.text(), st.text()), max_size=8))
+def test_encoding_is_exactly_urlencode_with_nothing_safe(pairs: list[tuple[str, str]]) -> None:
+    try:
+        expected = urlencode(pairs, quote_via=quote, safe="")
+    except UnicodeEncodeError:  # lone surrogates: refused either way
+        with pytest.raises(UnicodeEncodeError):
+            encode_params(pairs)
+        return
+    assert encode_params(pairs) == expected
