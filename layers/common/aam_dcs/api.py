@@ -1,7 +1,8 @@
 """The shared REST resolver setup and the one error-to-HTTP mapping.
 
 Every handler builds its resolver here so that CORS, body limits and error bodies are the same
-on every route: bad input is a 4xx naming the field, a DCS failure a 502/504, never a stack trace.
+on every route: bad input is a 4xx naming the field, a DCS failure a 502/504 (503 while the circuit
+breaker is open), never a stack trace.
 """
 
 from __future__ import annotations
