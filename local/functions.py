@@ -37,6 +37,8 @@ _import_lock = threading.Lock()
 _handler_modules: dict[int, str] = {}  # id(handler) -> the module name it was imported under
 
 Handler = Callable[[Any, Any], Any]
+#: Called with each new container's function module before its first invocation (see ``LocalFunction``).
+ContainerHook = Callable[["LocalFunction", ModuleType], None]
 
 
 class LambdaContext:
@@ -159,6 +161,12 @@ def load_handler(function: Function) -> Handler:
     return handler  # type: ignore[no-any-return]
 
 
+def handler_module(handler: Handler) -> ModuleType | None:
+    """The module a loaded handler came from (None once it is unloaded)."""
+    name = _handler_modules.get(id(handler))
+    return sys.modules.get(name) if name is not None else None
+
+
 def unload_handler(handler: Handler) -> None:
     """Drop the module a handler came from (a container that is gone)."""
     name = _handler_modules.pop(id(handler), None)
@@ -186,7 +194,12 @@ class Container:
 
 
 class LocalFunction:
-    """One function of the template with a pool of warm containers."""
+    """One function of the template with a pool of warm containers.
+
+    ``on_container`` (optional) sees every new container's module before its first invocation: a
+    harness can give the function's own factories (``sender()``, ``lookup()``...) other adapters
+    there, as a test would, without any switch in the function's code.
+    """
 
     def __init__(
         self,
@@ -198,8 +211,10 @@ class LocalFunction:
         max_containers: int = 10,
         memory_size: int | None = None,
         timeout: int | None = None,
+        on_container: ContainerHook | None = None,
     ) -> None:
         self.function = function
+        self.on_container = on_container
         self.function_name = f"{stack_name}-{function.logical_id}"
         self.region = region
         self.account = account
@@ -271,6 +286,9 @@ class LocalFunction:
             self._count += 1
         try:
             handler = load_handler(self.function)
+            module = handler_module(handler)
+            if self.on_container is not None and module is not None:
+                self.on_container(self, module)
         except BaseException:
             with self._cond:
                 self._count -= 1

@@ -24,7 +24,8 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -390,3 +391,248 @@ def wait_until_drained(sqs: Any, queue_urls: list[str], pollers: list[SqsPoller]
             return True
         time.sleep(0.1)
     return False
+
+
+@dataclass
+class _QueuedMessage:
+    message_id: str
+    body: str
+    group_id: str
+    deduplication_id: str
+    sent_ms: int
+    receive_count: int = 0
+    first_receive_ms: int = 0
+    receipt_handle: str = ""
+
+    def entry(self) -> dict[str, Any]:
+        """The message as ReceiveMessage lists it (what :func:`lambda_sqs_record` takes)."""
+        return {
+            "MessageId": self.message_id,
+            "ReceiptHandle": self.receipt_handle,
+            "Body": self.body,
+            "Attributes": {
+                "ApproximateReceiveCount": str(self.receive_count),
+                "SentTimestamp": str(self.sent_ms),
+                "ApproximateFirstReceiveTimestamp": str(self.first_receive_ms),
+                "SenderId": LOCAL_SENDER_ID,
+                "MessageGroupId": self.group_id,
+                "MessageDeduplicationId": self.deduplication_id,
+            },
+        }
+
+
+LOCAL_SENDER_ID = "AIDALOCALSENDER"
+
+
+class InMemorySqsSource:
+    """A FIFO queue in this process's memory and its Lambda event source, for load runs.
+
+    It is the queue the function's sender writes to (``send``/``delay``, the layer's ``SignalQueue``)
+    and the event source mapping that reads it: ``maximum_concurrency`` batches of up to
+    ``batch_size`` messages in flight, one batch per message group at a time, the SQS event built
+    as :class:`SqsPoller` builds it, ``ReportBatchItemFailures`` honoured. A failed message keeps its
+    group until its delay (``delay()``'s, else ``retry_delay_seconds``) has passed, then comes back
+    first; after ``max_receive_count`` receives it goes to ``dead_letters``. Deduplication is per
+    (group, deduplication ID), as the template's queues (``perMessageGroupId``) have it.
+
+    What it leaves out is moto's CPU per call, which is nothing like SQS's: the load test uses it to
+    measure the bundle, not the emulator.
+    """
+
+    def __init__(
+        self,
+        config: SqsSourceConfig,
+        handler: Handler,
+        *,
+        context_factory: Callable[[], Any] | None = None,
+        max_receive_count: int = 5,
+    ) -> None:
+        self.config = config
+        self.handler = handler
+        self.context_factory = context_factory or (lambda: None)
+        self.max_receive_count = max_receive_count
+        self.stats = PollerStats()
+        self.sent = 0
+        self.duplicates = 0
+        self.dead_letters: list[dict[str, Any]] = []
+        self._cond = threading.Condition()
+        self._ready: list[_QueuedMessage] = []
+        self._waiting: list[tuple[float, list[_QueuedMessage]]] = []  # failed, due again at a time
+        self._groups_held: set[str] = set()
+        self._by_handle: dict[str, _QueuedMessage] = {}
+        self._delays: dict[str, int] = {}
+        self._seen: set[tuple[str, str]] = set()
+        self._busy = 0
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    @property
+    def name(self) -> str:
+        return self.config.name or self.config.queue_url.rsplit("/", 1)[-1]
+
+    # -- the queue (the layer's SignalQueue)
+
+    def send(self, message: Any) -> str:
+        """``SendMessage`` of a ``QueueMessage`` (body, group_id, deduplication_id); returns its ID."""
+        key = (message.group_id, message.deduplication_id)
+        with self._cond:
+            message_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{self.config.queue_url}#{key}"))
+            if key in self._seen:
+                self.duplicates += 1
+                return message_id
+            self._seen.add(key)
+            self.sent += 1
+            self._ready.append(
+                _QueuedMessage(message_id, message.body, message.group_id, message.deduplication_id, _now_ms())
+            )
+            self._cond.notify()
+        return message_id
+
+    def delay(self, receipt_handles: Mapping[str, int]) -> None:
+        """``ChangeMessageVisibility`` of failed messages: they come back after these seconds."""
+        with self._cond:
+            self._delays.update({handle: max(0, int(seconds)) for handle, seconds in receipt_handles.items()})
+
+    # -- the event source mapping
+
+    def start(self) -> None:
+        self._stop.clear()
+        for index in range(max(1, self.config.maximum_concurrency)):
+            thread = threading.Thread(target=self._run, name=f"memory-sqs-{self.name}-{index}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def request_stop(self) -> None:
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+
+    def stop(self, timeout: float = 10) -> None:
+        self.request_stop()
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.1, deadline - time.monotonic()))
+        self._threads = []
+
+    @property
+    def busy(self) -> bool:
+        with self._cond:
+            return self._busy > 0
+
+    def depth(self) -> int:
+        """Messages not yet deleted or dead-lettered (visible, in flight or waiting for a retry)."""
+        with self._cond:
+            waiting = sum(len(batch) for _, batch in self._waiting)
+            return len(self._ready) + waiting + len(self._by_handle)
+
+    def as_dict(self) -> dict[str, Any]:
+        with self._cond:
+            counts = {"sent": self.sent, "duplicates": self.duplicates, "dead_lettered": len(self.dead_letters)}
+        return {**self.stats.as_dict(), **counts, "depth": self.depth()}
+
+    def wait_until_drained(self, timeout: float = 30) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.depth():
+                return True
+            time.sleep(0.05)
+        return False
+
+    def _run(self) -> None:
+        while True:
+            batch = self._take()
+            if batch is None:
+                return
+            self._process(batch)
+
+    def _take(self) -> list[_QueuedMessage] | None:
+        with self._cond:
+            while True:
+                if self._stop.is_set():
+                    return None
+                self._release_due()
+                batch = self._batch()
+                if batch:
+                    self._busy += 1
+                    return batch
+                next_due = min((due for due, _ in self._waiting), default=None)
+                timeout = 0.5 if next_due is None else max(0.001, next_due - time.monotonic())
+                self._cond.wait(min(0.5, timeout))
+
+    def _release_due(self) -> None:
+        now = time.monotonic()
+        due = [batch for when, batch in self._waiting if when <= now]
+        if not due:
+            return
+        self._waiting = [(when, batch) for when, batch in self._waiting if when > now]
+        for batch in due:  # back at the head of the queue, oldest first, their groups free again
+            self._ready[:0] = batch
+            self._groups_held.difference_update(message.group_id for message in batch)
+
+    def _batch(self) -> list[_QueuedMessage]:
+        """The next batch: oldest first, only groups no other batch holds (a FIFO group stays in order)."""
+        batch: list[_QueuedMessage] = []
+        taken_groups: set[str] = set()
+        keep: list[_QueuedMessage] = []
+        limit = min(10, max(1, self.config.batch_size))
+        for message in self._ready:
+            group = message.group_id
+            takeable = not self.config.fifo or group in taken_groups or group not in self._groups_held
+            if len(batch) < limit and takeable:
+                batch.append(message)
+                taken_groups.add(group)
+            else:
+                keep.append(message)
+        if not batch:
+            return []
+        self._ready = keep
+        if self.config.fifo:
+            self._groups_held.update(taken_groups)
+        now = _now_ms()
+        for message in batch:
+            message.receive_count += 1
+            message.first_receive_ms = message.first_receive_ms or now
+            message.receipt_handle = f"{message.message_id}#{message.receive_count}"
+            self._by_handle[message.receipt_handle] = message
+        return batch
+
+    def _process(self, batch: list[_QueuedMessage]) -> None:
+        arn, region = self.config.queue_arn, self.config.region
+        event = {"Records": [lambda_sqs_record(m.entry(), queue_arn=arn, region=region) for m in batch]}
+        ids = [message.message_id for message in batch]
+        self.stats.add(batches=1, received=len(batch))
+        try:
+            result = self.handler(event, self.context_factory())
+            failed = failed_message_ids(result, ids) if self.config.report_batch_item_failures else []
+            if failed is None:
+                self.stats.last_error = "handler: malformed batchItemFailures; the whole batch stays"
+        except Exception as exc:
+            self.stats.add(handler_errors=1)
+            self.stats.last_error = f"handler: {type(exc).__name__}: {exc}"
+            log.warning("%s: the function raised %s: %s", self.name, type(exc).__name__, exc)
+            failed = None
+        left = batch if failed is None else [message for message in batch if message.message_id in failed]
+        with self._cond:
+            for message in batch:
+                self._by_handle.pop(message.receipt_handle, None)
+            done = [message for message in batch if message not in left]
+            retry = []
+            for message in left:
+                if message.receive_count >= self.max_receive_count:
+                    self.dead_letters.append({"message_id": message.message_id, "body": message.body})
+                else:
+                    retry.append(message)
+            # A group with a message to retry stays held until that message is visible again.
+            self._groups_held.difference_update({m.group_id for m in batch} - {m.group_id for m in retry})
+            if retry:
+                seconds = max(self._delays.pop(m.receipt_handle, self.config.retry_delay_seconds) for m in retry)
+                self._waiting.append((time.monotonic() + seconds, retry))
+            for message in left:
+                self._delays.pop(message.receipt_handle, None)
+            self.stats.add(deleted=len(done), failed=len(left))
+            self._busy -= 1
+            self._cond.notify_all()
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)

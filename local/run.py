@@ -11,6 +11,11 @@ tools::
         stack.invoke("resolve_ids", {"mint": True})
         stack.simulator.calls("/event")
 
+``simulator_url`` and ``aws_endpoint`` use a DCS simulator and a moto server that run elsewhere
+(their own processes, so their CPU does not compete with the functions for this process's GIL)
+instead of starting them in this process; ``on_container`` is handed to every function (see
+:class:`local.functions.LocalFunction`).
+
 Only one LocalStack runs per process at a time: the functions run in-process and read their
 settings from the process environment, which the stack sets on start and restores on stop.
 """
@@ -32,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from local.aws import JOBS_BUCKET, EventTap, MotoServer, Resources, client, process_environment, provision
-from local.functions import LocalFunction, fresh_layer_modules
+from local.functions import ContainerHook, LocalFunction, fresh_layer_modules
 from local.gateway import Gateway, LocalEndpoints
 from local.poller import SqsPoller, SqsSourceConfig, wait_until_drained
 from local.template import LOCAL_REGION, LOCAL_STACK_NAME, TEMPLATE_PATH, Evaluator, Schedule, Template
@@ -76,8 +81,14 @@ class LocalStack:
         access_log: bool = False,
         echo_events: bool = False,
         stack_name: str = LOCAL_STACK_NAME,
+        simulator_url: str | None = None,
+        aws_endpoint: str | None = None,
+        on_container: ContainerHook | None = None,
     ) -> None:
         self.host = host
+        self.external_simulator_url = simulator_url
+        self.external_aws_endpoint = aws_endpoint
+        self.on_container = on_container
         self.api_port = api_port
         self.dcs_port = dcs_port
         self.aws_port = aws_port
@@ -93,6 +104,8 @@ class LocalStack:
         self.simulator: Any = None
         self.gateway: Gateway | None = None
         self.moto: MotoServer | None = None
+        self._aws_endpoint = ""
+        self._simulator_url = ""
         self.resources: Resources | None = None
         self.evaluator: Evaluator | None = None
         self.environment: dict[str, str] = {}
@@ -133,11 +146,22 @@ class LocalStack:
         from local.dcs_simulator import DcsSimulator, SimulatorConfig
 
         config = self.simulator_config if self.simulator_config is not None else SimulatorConfig.load()
-        self.simulator = DcsSimulator(config=config, host=self.host, port=self.dcs_port)
-        self.simulator.start()
+        if self.external_simulator_url:
+            simulator_url = self.external_simulator_url.rstrip("/")
+            home_region = int(getattr(config, "gslb_region", 9) or 9)
+        else:
+            self.simulator = DcsSimulator(config=config, host=self.host, port=self.dcs_port)
+            self.simulator.start()
+            simulator_url, home_region = self.simulator.url, _gslb_region(self.simulator)
 
-        self.moto = MotoServer(self.host, self.aws_port)
-        endpoint = self.moto.start()
+        if self.external_aws_endpoint:
+            # A fresh account is the caller's business (a moto server of its own, as ``make run`` has).
+            endpoint = self.external_aws_endpoint.rstrip("/")
+        else:
+            self.moto = MotoServer(self.host, self.aws_port)
+            endpoint = self.moto.start()
+        self._aws_endpoint = endpoint
+        self._simulator_url = simulator_url
 
         # The gateway binds first: the CORS allow-list needs its port (routes are set once evaluated).
         self.gateway = Gateway(
@@ -146,7 +170,7 @@ class LocalStack:
             host=self.host,
             port=self.api_port,
             local=LocalEndpoints(
-                visitor=VisitorEmulator(self.simulator.url, LOCAL_ORG_ID, home_region=_gslb_region(self.simulator)),
+                visitor=VisitorEmulator(simulator_url, LOCAL_ORG_ID, home_region=home_region),
                 jobs={},
                 events=self.events,
                 health=self.health,
@@ -159,7 +183,7 @@ class LocalStack:
 
         parameters = {
             **LOCAL_PARAMETERS,
-            "DcsEndpoint": self.simulator.url,
+            "DcsEndpoint": simulator_url,
             "AllowedOrigins": f"http://127.0.0.1:{self.api_port},http://localhost:{self.api_port}",
             **self.extra_parameters,
         }
@@ -198,6 +222,7 @@ class LocalStack:
                 timeout=_as_int(
                     self.evaluator.evaluate(_function_property(self.template, function.logical_id, "Timeout")), 3
                 ),
+                on_container=self.on_container,
             )
             self.functions[function.logical_id] = local_function
             try:
@@ -233,6 +258,7 @@ class LocalStack:
             self.simulator.stop()
         if self.moto is not None:
             self.moto.stop()
+        self._aws_endpoint = ""
         for function in self.functions.values():
             function.close()
         self._exit.close()
@@ -294,12 +320,12 @@ class LocalStack:
 
     @property
     def simulator_url(self) -> str:
-        return str(self.simulator.url)
+        return str(self.simulator.url) if self.simulator is not None else self._simulator_url
 
     @property
     def aws_endpoint(self) -> str:
-        assert self.moto is not None, "the stack is not running"
-        return self.moto.endpoint
+        assert self._aws_endpoint, "the stack is not running"
+        return self._aws_endpoint
 
     def client(self, service: str) -> Any:
         return client(service, self.aws_endpoint)
@@ -493,6 +519,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--api-port", type=int, default=3000, help="API gateway and demo page (default 3000)")
     parser.add_argument("--dcs-port", type=int, default=8700, help="DCS simulator (default 8700)")
     parser.add_argument("--aws-port", type=int, default=0, help="moto (default: a free port)")
+    parser.add_argument("--dcs-url", help="use this running DCS simulator (loopback) instead of starting one")
+    parser.add_argument("--aws-endpoint", help="use this running moto server (loopback) instead of starting one")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="template parameter")
     parser.add_argument("--no-pollers", action="store_true", help="do not feed the SQS queues to the functions")
@@ -517,6 +545,8 @@ def main(argv: list[str] | None = None) -> int:
         pollers=not args.no_pollers,
         access_log=not args.quiet,
         echo_events=True,
+        simulator_url=args.dcs_url,
+        aws_endpoint=args.aws_endpoint,
     )
     try:
         stack.start()

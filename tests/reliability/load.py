@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import random
+import signal
 import socket
 import statistics
 import subprocess
@@ -30,8 +31,10 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import cache
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import urllib3
@@ -216,6 +219,14 @@ def _require_loopback(api_url: str) -> None:
 
 # --------------------------------------------------------------------------------- the stack
 
+#: Where the AWS side of the functions lives during a run.
+#: ``memory``: the layer's own in-memory fakes (profile store, idempotency, dead letters) and an
+#: in-memory FIFO queue with its event source (``local.poller.InMemorySqsSource``), handed to the
+#: functions through their own factories; moto still holds the provisioned resources, idle.
+#: ``moto``: every DynamoDB and SQS call goes to moto (its own process), the SQS pollers feed the
+#: queue worker, as ``make run`` does.
+AWS_MODES = ("memory", "moto")
+
 
 def free_port() -> int:
     with socket.socket() as probe:
@@ -223,27 +234,52 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def child_env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "layers" / "common"), str(ROOT)])}
+
+
+@dataclass
+class StackProcesses:
+    """The processes of one run, by role (``stack``, ``dcs``, ``moto``); ``api_url`` once up."""
+
+    api_url: str
+    pids: dict[str, int]
+
+
 @contextmanager
-def stack_process(*, pollers: bool = True, log_path: Path | None = None) -> Iterator[str]:
-    """``python -m local.run`` on free loopback ports in a child process; yields the API URL."""
-    api_port, dcs_port = free_port(), free_port()
-    command = [sys.executable, "-m", "local.run", "--api-port", str(api_port), "--dcs-port", str(dcs_port), "--quiet"]
-    if not pollers:
-        command.append("--no-pollers")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "layers" / "common"), str(ROOT)])}
-    with (log_path or Path(os.devnull)).open("w") as log:
-        child = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        url = f"http://{LOOPBACK}:{api_port}"
-        try:
-            _wait_until_healthy(url, child)
-            yield url
-        finally:
-            child.terminate()
+def stack_processes(aws: str = "memory", *, log_path: Path | None = None) -> Iterator[StackProcesses]:
+    """The DCS simulator, moto and the stack (gateway, functions, queue workers), each in its own process.
+
+    Everything binds to loopback on free ports; every process is stopped on the way out.
+    """
+    if aws not in AWS_MODES:
+        raise ValueError(f"aws must be one of {AWS_MODES}, not {aws!r}")
+    from tests.perf.batch import SimulatorProcess
+    from tests.support.moto_process import MotoProcess
+
+    with SimulatorProcess() as dcs, MotoProcess(LOOPBACK, sqs_under_load=True) as moto:
+        api_port = free_port()
+        command = [sys.executable, "-m", "tests.reliability.load", "--serve", "--aws", aws]
+        command += ["--api-port", str(api_port), "--dcs-url", dcs.url, "--aws-endpoint", moto.endpoint]
+        with (log_path or Path(os.devnull)).open("w") as log:
+            child = subprocess.Popen(command, cwd=ROOT, env=child_env(), stdout=log, stderr=subprocess.STDOUT)
+            url = f"http://{LOOPBACK}:{api_port}"
             try:
-                child.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait()
+                _wait_until_healthy(url, child)
+                pids = {"stack": child.pid, "dcs": _pid(dcs), "moto": _pid(moto)}
+                yield StackProcesses(url, pids)
+            finally:
+                child.terminate()
+                try:
+                    child.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    child.kill()
+                    child.wait()
+
+
+def _pid(holder: Any) -> int:
+    process = getattr(holder, "_process", None)
+    return int(process.pid) if process is not None else 0
 
 
 def _wait_until_healthy(url: str, child: subprocess.Popen[bytes]) -> None:
@@ -261,27 +297,322 @@ def _wait_until_healthy(url: str, child: subprocess.Popen[bytes]) -> None:
     raise RuntimeError(f"the local stack did not answer within {STARTUP_TIMEOUT_SECONDS} s")
 
 
+def health(api_url: str) -> dict[str, Any]:
+    response = urllib3.request("GET", f"{api_url}/_local/health", timeout=10, retries=False)
+    answer: dict[str, Any] = json.loads(response.data)
+    return answer
+
+
+def signal_queue(api_url: str) -> dict[str, int]:
+    """The signal queue's figures from the stack: sent, delivered, dead-lettered, pending."""
+    return dict(health(api_url).get("signal_queue") or {})
+
+
+def wait_for_signal_queue(api_url: str, timeout: float) -> dict[str, int]:
+    """Wait until every queued signal message was delivered or dead-lettered; the last figures."""
+    deadline = time.monotonic() + timeout
+    figures = signal_queue(api_url)
+    while figures.get("pending") and time.monotonic() < deadline:
+        time.sleep(0.1)
+        figures = signal_queue(api_url)
+    return figures
+
+
+# --------------------------------------------------------------------------------- CPU per process
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far (Linux ``/proc``; 0 where it cannot be read)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+
+
+class CpuMeter:
+    """CPU spent by each process between ``start()`` and ``stop()``."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = {role: pid for role, pid in pids.items() if pid}
+        self._start: dict[str, float] = {}
+        self.seconds: dict[str, float] = {}
+
+    def start(self) -> None:
+        self._start = {role: cpu_seconds(pid) for role, pid in self.pids.items()}
+
+    def stop(self) -> dict[str, float]:
+        self.seconds = {role: cpu_seconds(pid) - self._start[role] for role, pid in self.pids.items()}
+        return self.seconds
+
+
+# --------------------------------------------------------------------------------- the report
+
+
+@dataclass
+class RunReport:
+    aws: str
+    figures: LoadFigures
+    cpu_seconds: dict[str, float]
+    queue: dict[str, int]
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.figures.error_count or self.queue.get("pending") or self.queue.get("dead_lettered"))
+
+    def cpu_per_request_ms(self) -> dict[str, float]:
+        count = max(1, len(self.figures.samples))
+        return {role: seconds * 1000 / count for role, seconds in self.cpu_seconds.items()}
+
+
+ROLES = ("stack", "dcs", "moto", "load")
+
+
+def markdown(reports: list[RunReport]) -> str:
+    """One row per run: the figures the README quotes."""
+    header = (
+        "| AWS side | rate asked | achieved | requests | errors | p50 ms | p99 ms | async delivered | "
+        "CPU ms/request: stack / DCS sim / moto / load generator |"
+    )
+    lines = [header, "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for report in reports:
+        figures = report.figures
+        latencies = sorted(sample.latency * 1000 for sample in figures.samples)
+        cpu = report.cpu_per_request_ms()
+        cpu_text = " / ".join(f"{cpu[role]:.1f}" if role in cpu else "-" for role in ROLES)
+        queue = report.queue
+        delivered = f"{queue.get('delivered', 0)}/{queue.get('sent', 0)}"
+        if queue.get("dead_lettered"):
+            delivered += f" ({queue['dead_lettered']} dead-lettered)"
+        lines.append(
+            f"| {report.aws} | {figures.rate:g}/s | {figures.achieved_rate:.1f}/s | {len(figures.samples)} "
+            f"| {figures.error_count} | {percentile(latencies, 50):.1f} | {percentile(latencies, 99):.1f} "
+            f"| {delivered} | {cpu_text} |"
+        )
+    return "\n".join(lines)
+
+
+def measure(
+    aws: str,
+    *,
+    rate: float,
+    seconds: float,
+    workers: int = 64,
+    log_path: Path | None = None,
+    drain_seconds: float = 30,
+) -> RunReport:
+    """One run: start the processes, warm up, load, wait for the queue worker, stop everything."""
+    with stack_processes(aws, log_path=log_path) as stack:
+        warm_up(stack.api_url)
+        before = wait_for_signal_queue(stack.api_url, drain_seconds)
+        meter = CpuMeter({**stack.pids, "load": os.getpid()})
+        meter.start()
+        figures = run_load(stack.api_url, rate=rate, seconds=seconds, workers=workers, drain_seconds=drain_seconds)
+        after = wait_for_signal_queue(stack.api_url, drain_seconds)
+        cpu = meter.stop()
+    # The warm-up's messages are not this run's.
+    queue = {name: after.get(name, 0) - before.get(name, 0) for name in ("sent", "delivered", "dead_lettered")}
+    queue["pending"] = after.get("pending", 0)
+    return RunReport(aws, figures, cpu, queue)
+
+
 def warm_up(api_url: str, requests_per_route: int = 5) -> None:
     """A few requests per route first, so the figures measure warm containers, not imports."""
     run_load(api_url, rate=50, seconds=requests_per_route * len(MIX) / 50)
+
+
+# --------------------------------------------------------------------------------- the stack process
+
+
+def serve(aws: str, *, api_port: int, dcs_url: str, aws_endpoint: str) -> int:
+    """The stack process of a run: ``LocalStack`` on the given simulator and moto, until SIGTERM."""
+    from local.run import LocalStack, quiet_powertools_warnings
+
+    for url in (dcs_url, aws_endpoint):
+        _require_loopback(url)
+    quiet_powertools_warnings()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    fakes = MemoryAws() if aws == "memory" else None
+    stack = LocalStack(
+        api_port=api_port,
+        simulator_url=dcs_url,
+        aws_endpoint=aws_endpoint,
+        pollers=fakes is None,  # in memory, the fake queue's own event source feeds the worker
+        on_container=fakes.on_container if fakes is not None else None,
+    )
+    stack.start()
+    try:
+        if fakes is not None:
+            fakes.start_queue(stack)
+        figures = fakes.queue_figures if fakes is not None else (lambda: moto_queue_figures(stack))
+        assert stack.gateway is not None
+        stack.gateway.local.health = lambda: {**stack.health(), "signal_queue": figures()}
+        while not stop.wait(0.5):
+            pass
+    finally:
+        if fakes is not None:
+            fakes.stop_queue()
+        stack.stop()
+    return 0
+
+
+def signal_source(stack: Any) -> Any:
+    """The template's SQS event source of ``send_signals`` (the signal queue)."""
+    function = stack.function("send_signals")
+    return next(s for s in stack.template.sqs_sources(stack.evaluator) if s.function_id == function.logical_id)
+
+
+def moto_queue_figures(stack: Any) -> dict[str, int]:
+    """The signal queue's figures in moto: what the pollers delivered, what is left, what was redriven."""
+    source = signal_source(stack)
+    queue = stack.resources.queues[source.queue_id]
+    sqs = stack.client("sqs")
+    names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+
+    def count(url: str) -> int:
+        attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
+        return sum(int(attributes[name]) for name in names)
+
+    poller = next((p for p in stack.pollers if p.config.queue_url == queue.url), None)
+    deleted = poller.stats.as_dict()["deleted"] if poller is not None else 0
+    dlq = stack.resources.queues[queue.dead_letter_queue_id].url if queue.dead_letter_queue_id else None
+    dead = count(dlq) if dlq else 0  # redriven by SQS, or sent there (and deleted) by the worker
+    delivered = max(0, deleted - dead)
+    pending = count(queue.url)
+    return {"sent": delivered + dead + pending, "delivered": delivered, "dead_lettered": dead, "pending": pending}
+
+
+class MemoryAws:
+    """The AWS side in memory, handed to each new container through the function's own factories.
+
+    One profile store (the table), one idempotency store and one dead-letter list for all
+    containers, as the deployed functions share one table and one queue. The functions' code is
+    unchanged: their ``@cache``d ``resolver()``, ``sender()``, ``worker()`` and ``lookup()`` are
+    replaced in each container by ones that build the same objects with these adapters.
+    """
+
+    def __init__(self) -> None:
+        self.store: Any = None
+        self.idempotency: Any = None
+        self.dead_letters: Any = None
+        self.queue: Any = None  # local.poller.InMemorySqsSource, once the stack is up
+        self._lock = threading.Lock()
+
+    def _adapters(self) -> None:
+        # The layer's modules as the containers import them (the stack imports the layer afresh).
+        from aam_dcs.jobs.deadletter import InMemoryDeadLetters
+        from aam_dcs.jobs.idempotency import InMemoryIdempotency
+        from aam_dcs.store.memory import InMemoryProfileStore
+
+        with self._lock:
+            if self.store is None:
+                self.store = InMemoryProfileStore()
+                self.idempotency = InMemoryIdempotency()
+                self.dead_letters = InMemoryDeadLetters()
+
+    def on_container(self, function: Any, module: ModuleType) -> None:
+        from aam_dcs.ids.resolver import default_resolver
+
+        self._adapters()
+        store = self.store
+
+        def resolver() -> Any:
+            return replace(default_resolver(), store=store)
+
+        if function.name == "resolve_ids":
+            module.resolver = cache(resolver)
+        elif function.name == "send_signals":
+            from aam_dcs.jobs.planner import CONTINUE_KIND
+            from aam_dcs.signals.send import default_sender
+            from aam_dcs.signals.worker import default_worker
+
+            @cache
+            def sender() -> Any:
+                return replace(default_sender(), resolver=resolver(), store=store, queue=self.queue)
+
+            @cache
+            def worker() -> Any:
+                made = default_worker(sender(), other_kinds={CONTINUE_KIND: module.continue_job})
+                return replace(made, idempotency=self.idempotency, dead_letters=self.dead_letters)
+
+            module.sender, module.worker = sender, worker
+        elif function.name == "lookup_segments":
+            from aam_dcs.segments.lookup import default_lookup
+
+            module.lookup = cache(lambda: replace(default_lookup(), resolver=resolver(), store=store))
+
+    def start_queue(self, stack: Any) -> None:
+        from local.poller import InMemorySqsSource, SqsSourceConfig
+
+        source = signal_source(stack)
+        queue = stack.resources.queues[source.queue_id]
+        function = stack.function(source.function_id)
+        self.queue = InMemorySqsSource(
+            SqsSourceConfig(
+                queue_url=queue.url,
+                queue_arn=queue.arn,
+                batch_size=source.batch_size,
+                report_batch_item_failures=source.report_batch_item_failures,
+                maximum_concurrency=source.maximum_concurrency,
+                fifo=queue.fifo,
+                name=f"{queue.name} (in memory) -> {source.function_id}",
+                retry_delay_seconds=stack.retry_delay_seconds,
+            ),
+            function.invoke,
+            context_factory=function.context,
+            max_receive_count=queue.max_receive_count or 5,
+        )
+        self.queue.start()
+
+    def stop_queue(self) -> None:
+        if self.queue is not None:
+            self.queue.stop()
+
+    def queue_figures(self) -> dict[str, int]:
+        if self.queue is None:
+            return {}
+        figures = self.queue.as_dict()
+        redriven, dead_lettered = figures["dead_lettered"], len(self.dead_letters.messages)  # by the queue, the worker
+        return {
+            "sent": figures["sent"],
+            "delivered": figures["deleted"] - dead_lettered,
+            "dead_lettered": redriven + dead_lettered,
+            "pending": figures["depth"],
+        }
+
+
+# --------------------------------------------------------------------------------- command line
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rate", type=float, default=200, help="requests per second (default 200)")
     parser.add_argument("--seconds", type=float, default=60, help="duration (default 60)")
+    parser.add_argument("--aws", choices=AWS_MODES, default="memory", help="the AWS side (default memory)")
     parser.add_argument("--workers", type=int, default=64, help="client threads (default 64)")
     parser.add_argument("--api-url", help="load a running stack (loopback only) instead of starting one")
     parser.add_argument("--stack-log", type=Path, help="write the stack's output to this file")
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)  # the stack process of a run
+    parser.add_argument("--api-port", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--dcs-url", help=argparse.SUPPRESS)
+    parser.add_argument("--aws-endpoint", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.serve:
+        return serve(args.aws, api_port=args.api_port, dcs_url=args.dcs_url, aws_endpoint=args.aws_endpoint)
     if args.api_url:
         figures = run_load(args.api_url, rate=args.rate, seconds=args.seconds, workers=args.workers)
-    else:
-        with stack_process(log_path=args.stack_log) as url:
-            warm_up(url)
-            figures = run_load(url, rate=args.rate, seconds=args.seconds, workers=args.workers)
-    print(figures.table())
-    return 1 if figures.error_count else 0
+        print(figures.table())
+        return 1 if figures.error_count else 0
+    report = measure(args.aws, rate=args.rate, seconds=args.seconds, workers=args.workers, log_path=args.stack_log)
+    print(report.figures.table())
+    print(f"signal queue: {report.queue}")
+    print()
+    print(markdown([report]))
+    return 1 if report.failed else 0
 
 
 if __name__ == "__main__":
