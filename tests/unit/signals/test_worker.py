@@ -233,6 +233,32 @@ def test_a_visitor_past_the_cap_waits_in_the_queue_until_the_window_ends(dcs, qu
     assert len(dcs.requests) == 2
 
 
+def as_replayed(event, original_id):
+    """The event's record as a replayed dead letter: a new message ID, the original's in an attribute."""
+    record = event["Records"][0]
+    record["messageAttributes"] = {"source_message_id": {"dataType": "String", "stringValue": original_id}}
+    record["messageId"] = "message-replayed"
+    return event
+
+
+def test_a_replayed_dead_letter_that_was_delivered_makes_no_second_call(sender, dcs, counts):
+    worker = make_worker(sender)
+    message = queued(sender, mid=MID, signals={"c_x": "1"})
+    run(worker, message)
+    replayed = as_replayed(sqs_records([message]), original_id=message_id(message))
+    assert worker.process(replayed, FakeLambdaContext()) == {"batchItemFailures": []}
+    assert len(dcs.requests) == 1
+    assert counts["SignalsAlreadyDelivered"] == 1
+
+
+def test_a_replayed_dead_letter_never_delivered_is_sent(sender, dcs):
+    worker = make_worker(sender)
+    message = queued(sender, mid=MID, signals={"c_x": "1"})
+    replayed = as_replayed(sqs_records([message]), original_id="message-never-delivered")
+    assert worker.process(replayed, FakeLambdaContext()) == {"batchItemFailures": []}
+    assert len(dcs.requests) == 1
+
+
 def test_a_crash_after_the_call_never_leads_to_a_second_call_while_the_record_holds(sender, dcs, counts):
     def crash_after_the_dcs_got_it(request):
         raise Crash

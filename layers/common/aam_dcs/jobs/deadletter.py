@@ -1,4 +1,10 @@
-"""Dead-lettering with a reason: permanent failures go to the queue's DLQ at once, not after N retries."""
+"""Dead-lettering with a reason: permanent failures go to the queue's DLQ at once, not after N retries.
+
+A dead letter carries the source message's ID in its ``source_message_id`` attribute. A replayed
+dead letter (:mod:`aam_dcs.jobs.replay`) carries the same attribute back to the source queue, so a
+message keeps one identity however often it is dead-lettered and replayed:
+:func:`original_message_id` is that identity, and the signal worker's idempotency key uses it.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,7 @@ import json
 import threading
 from collections.abc import Mapping
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
@@ -14,6 +20,9 @@ from aam_dcs.aws import new_client
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs.client import SQSClient
+
+#: The message attribute that names the original message a dead letter, or a replayed one, stands for.
+ORIGINAL_ID_ATTRIBUTE: Final = "source_message_id"
 
 
 class SqsDeadLetters:
@@ -47,7 +56,7 @@ def dead_letter_message(queue_url: str, record: SQSRecord, reason: str, details:
     attributes = {
         "reason": reason,
         "details": json.dumps(dict(details), default=str, separators=(",", ":")),
-        "source_message_id": record.message_id,
+        ORIGINAL_ID_ATTRIBUTE: original_message_id(record),
         "receive_count": record.attributes.approximate_receive_count,
     }
     message: dict[str, Any] = {
@@ -61,3 +70,10 @@ def dead_letter_message(queue_url: str, record: SQSRecord, reason: str, details:
         message["MessageGroupId"] = group
         message["MessageDeduplicationId"] = record.message_id
     return message
+
+
+def original_message_id(record: SQSRecord) -> str:
+    """The message's own ID, or for a replayed dead letter the ID of the message it stands for."""
+    attributes = record.get("messageAttributes") or {}
+    value = (attributes.get(ORIGINAL_ID_ATTRIBUTE) or {}).get("stringValue")
+    return str(value) if value else record.message_id

@@ -7,9 +7,10 @@ one thread per visitor (message group), in order within a group. For each messag
    its reason), as is a call that can no longer be built, or a visitor who opted out meanwhile;
 2. run the delivery (denylist guard, the DCS call, its answer) once per key through the
    idempotency store: key = the message group (the visitor) and ``event_id``, else the SQS message
-   ID (it stays the same across redeliveries), so a redelivered message that was already delivered
-   is answered from the store and makes no call. Without ``event_id`` a second, identical message
-   sent later is a new call: content alone does not make two events the same one;
+   ID (it stays the same across redeliveries; a replayed dead letter carries its original's ID),
+   so a redelivered or replayed message that was already delivered is answered from the store and
+   makes no call. Without ``event_id`` a second, identical message sent later is a new call:
+   content alone does not make two events the same one;
 3. remember what the DCS taught; a ``discarded`` answer (311, opt-out, denylisted, blocked) is a
    ``PermanentFailure`` with the reason, codes and ``tid``; ``DcsRejected`` too.
 
@@ -32,7 +33,7 @@ from typing import Any, Final
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from aam_dcs.errors import DcsBadResponse, DcsError, DcsRejected, InvalidRequest, RateLimited
-from aam_dcs.jobs.deadletter import SqsDeadLetters
+from aam_dcs.jobs.deadletter import SqsDeadLetters, original_message_id
 from aam_dcs.jobs.idempotency import DeliveryInProgress, Idempotency, NoIdempotency, PowertoolsIdempotency
 from aam_dcs.jobs.signal_queue import SignalQueue
 from aam_dcs.jobs.worker import DeadLetters, PermanentFailure, message_body, process_fifo_batch
@@ -156,7 +157,7 @@ class SignalWorker:
 
         # The message's own group, not a fresh resolution: the key must not change between deliveries.
         visitor = record.attributes.message_group_id or call.visitor
-        key = f"{visitor}#{message.request.event_id or 'msg:' + record.message_id}"
+        key = f"{visitor}#{message.request.event_id or 'msg:' + original_message_id(record)}"
         try:
             stored = self.idempotency.run(key, work)
         except DcsRejected as rejected:
