@@ -30,7 +30,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
@@ -250,36 +250,55 @@ class StackProcesses:
 def stack_processes(aws: str = "memory", *, log_path: Path | None = None) -> Iterator[StackProcesses]:
     """The DCS simulator, moto and the stack (gateway, functions, queue workers), each in its own process.
 
-    Everything binds to loopback on free ports; every process is stopped on the way out.
+    All three start at once (their imports overlap; the stack waits for the other two before it
+    provisions), everything binds to loopback on free ports, and every process is stopped on the
+    way out.
     """
     if aws not in AWS_MODES:
         raise ValueError(f"aws must be one of {AWS_MODES}, not {aws!r}")
-    from tests.perf.batch import SimulatorProcess
     from tests.support.moto_process import MotoProcess
 
-    with SimulatorProcess() as dcs, MotoProcess(LOOPBACK, sqs_under_load=True) as moto:
-        api_port = free_port()
-        command = [sys.executable, "-m", "tests.reliability.load", "--serve", "--aws", aws]
-        command += ["--api-port", str(api_port), "--dcs-url", dcs.url, "--aws-endpoint", moto.endpoint]
-        with (log_path or Path(os.devnull)).open("w") as log:
-            child = subprocess.Popen(command, cwd=ROOT, env=child_env(), stdout=log, stderr=subprocess.STDOUT)
-            url = f"http://{LOOPBACK}:{api_port}"
-            try:
-                _wait_until_healthy(url, child)
-                pids = {"stack": child.pid, "dcs": _pid(dcs), "moto": _pid(moto)}
-                yield StackProcesses(url, pids)
-            finally:
-                child.terminate()
-                try:
-                    child.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    child.kill()
-                    child.wait()
+    moto = MotoProcess(LOOPBACK, sqs_under_load=True)
+    dcs_url, api_port = f"http://{LOOPBACK}:{free_port()}", free_port()
+    dcs_command = [sys.executable, "-m", "local.dcs_simulator", "--host", LOOPBACK, "--port", dcs_url.rsplit(":", 1)[1]]
+    command = [sys.executable, "-m", "tests.reliability.load", "--serve", "--aws", aws]
+    command += ["--api-port", str(api_port), "--dcs-url", dcs_url, "--aws-endpoint", moto.endpoint]
+    children: list[subprocess.Popen[bytes]] = []
+    with ExitStack() as cleanup, (log_path or Path(os.devnull)).open("w") as log:
+        cleanup.callback(moto.stop)
+        cleanup.callback(_stop_all, children)
+        moto.launch()
+        dcs = subprocess.Popen(dcs_command, cwd=ROOT, env=child_env(), stdout=subprocess.DEVNULL, stderr=log)
+        children.append(dcs)
+        stack = subprocess.Popen(command, cwd=ROOT, env=child_env(), stdout=log, stderr=subprocess.STDOUT)
+        children.insert(0, stack)  # stopped first
+        url = f"http://{LOOPBACK}:{api_port}"
+        _wait_until_healthy(url, stack)
+        yield StackProcesses(url, {"stack": stack.pid, "dcs": dcs.pid, "moto": moto.pid or 0})
 
 
-def _pid(holder: Any) -> int:
-    process = getattr(holder, "_process", None)
-    return int(process.pid) if process is not None else 0
+def _stop_all(children: list[subprocess.Popen[bytes]]) -> None:
+    for child in children:
+        child.terminate()
+        try:
+            child.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+
+
+def wait_for_port(url: str, timeout: float = STARTUP_TIMEOUT_SECONDS) -> None:
+    """Until something listens at the URL's host and port (another process still starting)."""
+    parsed = urllib3.util.parse_url(url)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection((parsed.host or LOOPBACK, int(parsed.port or 80)), timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"nothing listens at {url} after {timeout:g} s") from None
+            time.sleep(0.05)
 
 
 def _wait_until_healthy(url: str, child: subprocess.Popen[bytes]) -> None:
@@ -432,6 +451,7 @@ def serve(aws: str, *, api_port: int, dcs_url: str, aws_endpoint: str) -> int:
 
     for url in (dcs_url, aws_endpoint):
         _require_loopback(url)
+        wait_for_port(url)
     quiet_powertools_warnings()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -52,6 +52,10 @@ class MotoProcess:
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Self:
+        return self.launch().wait_until_ready()
+
+    def launch(self) -> Self:
+        """Start the process and return at once (its port is known: other processes can start meanwhile)."""
         launcher = _LAUNCHER.format(root=str(REPO_ROOT))
         program = ["-c", launcher] if self.sqs_under_load else ["-m", "moto.server"]
         self._process = subprocess.Popen(
@@ -59,6 +63,14 @@ class MotoProcess:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
+        return self
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    def wait_until_ready(self) -> Self:
+        assert self._process is not None, "launch() first"
         deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
