@@ -7,7 +7,6 @@ The simulator's call log proves what reached the DCS; the breaker's clock is mov
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
@@ -99,15 +98,12 @@ def test_a_dcs_that_keeps_failing_gets_503_at_once_without_a_call(function, sim,
     calls = event_calls(sim)
     assert calls == FAILURES * calls_per_failure
 
-    started = time.perf_counter()
     code, body, headers = post(function, SIGNAL)
-    elapsed = time.perf_counter() - started
 
     assert (code, body["error"], body["dcs_host"]) == (503, "CircuitOpen", "usw2.demdex.net")
     assert headers["Retry-After"] == [str(OPEN_SECONDS)]
     assert body["retry_after"] == OPEN_SECONDS
-    assert event_calls(sim) == calls
-    assert elapsed < 0.25, f"an open breaker took {elapsed:.3f} s to answer"
+    assert event_calls(sim) == calls  # fails fast: no call, so no retry or timeout to wait for
 
 
 def test_direct_invocation_raises_circuit_open_by_name(function, sim):
