@@ -291,6 +291,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--reason",
         action="append",
         dest="reasons",
+        metavar="REASON",
         help=f"only dead letters with this reason ({NO_REASON}: moved by SQS); repeat for several",
     )
     parser.add_argument("--dry-run", action="store_true", help="list what would be replayed, change nothing")
