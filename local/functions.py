@@ -123,12 +123,54 @@ def fresh_layer_modules() -> Iterator[None]:
             sys.modules.update(saved)
 
 
+class _PerThread:
+    """A class attribute kept per thread (read and written on the class or on its instances)."""
+
+    def __init__(self, name: str, values: threading.local) -> None:
+        self.name = name
+        self.values = values
+
+    def __get__(self, instance: object, owner: type | None = None) -> Any:
+        try:
+            return getattr(self.values, self.name)
+        except AttributeError:
+            raise AttributeError(self.name) from None
+
+    def __set__(self, instance: object, value: Any) -> None:
+        setattr(self.values, self.name, value)
+
+
+def isolate_powertools_routers() -> None:
+    """Keep the event Powertools' API resolvers are handling per thread, as Lambda keeps it per process.
+
+    ``APIGatewayRestResolver.resolve`` stores the event on the ``BaseRouter`` class
+    (``BaseRouter.current_event``), and route handlers read it back from there. In Lambda a
+    container is a process running one invocation at a time, so that is safe; here containers are
+    threads of one process, and concurrent API invocations read each other's events (a GET
+    /segments handler saw a POST /ids event: "nothing identifies the visitor"). Each container
+    runs on its own thread, so per thread is per container. Idempotent.
+    """
+    from aws_lambda_powertools.event_handler import api_gateway
+
+    base = api_gateway.BaseRouter
+    if getattr(type(base), "_local_per_thread", False):
+        return
+    values = threading.local()
+    names = ("current_event", "lambda_context")
+    for name in names:  # read and written through instances, read through the class
+        setattr(base, name, _PerThread(name, values))
+    # written through the class (``BaseRouter.current_event = ...``): a descriptor on the metaclass
+    namespace: dict[str, Any] = {name: _PerThread(name, values) for name in names}
+    base.__class__ = type("PerThreadRouterMeta", (type(base),), {**namespace, "_local_per_thread": True})
+
+
 def load_handler(function: Function) -> Handler:
     """Import ``functions/<name>/app.py`` under a unique module name and return its handler.
 
     The module stays in ``sys.modules`` under that name until :func:`unload_handler`.
     """
     ensure_layers_on_path()
+    isolate_powertools_routers()
     path = function.module_file
     if not path.is_file():
         raise InvocationError("Runtime.ImportModuleError", f"Unable to import module: {path.name} not found")

@@ -179,8 +179,7 @@ class Gateway:
                 pass
 
             Handler.gateway = gateway
-            server = ThreadingHTTPServer((self.host, self.port), Handler)
-            server.daemon_threads = True
+            server = _Server((self.host, self.port), Handler)
             self._server = server
             self.port = server.server_address[1]
         return self.url
@@ -215,6 +214,13 @@ class Gateway:
                 if params is not None:
                     return route, params
         return None
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    #: socketserver's listen backlog is 5: a burst of new connections (a load test's clients opening
+    #: their pool) overflows it, and each dropped SYN costs its client a one-second retransmission.
+    request_queue_size = 128
 
 
 class _RequestHandler(BaseHTTPRequestHandler):

@@ -70,3 +70,42 @@ def test_the_in_memory_queue_retries_in_group_order_and_dead_letters_after_the_l
     figures = source.as_dict()
     assert (figures["sent"], figures["duplicates"], figures["deleted"], figures["dead_lettered"]) == (2, 1, 1, 1)
     assert figures["depth"] == 0
+
+
+def test_concurrent_containers_each_see_their_own_api_event() -> None:
+    """Powertools keeps the current event on a class: containers (threads here) must not share it."""
+    from aws_lambda_powertools.event_handler import APIGatewayRestResolver
+
+    from local.functions import isolate_powertools_routers
+
+    isolate_powertools_routers()
+    both_inside = threading.Barrier(2, timeout=10)
+    answers: dict[str, str] = {}
+
+    def container(visitor: str) -> None:
+        app = APIGatewayRestResolver()
+
+        @app.get("/who")
+        def who() -> dict[str, Any]:
+            both_inside.wait()  # the other container has resolved its own event by now
+            return {"visitor": app.current_event.headers.get("x-visitor")}
+
+        event = {
+            "httpMethod": "GET",
+            "path": "/who",
+            "resource": "/who",
+            "headers": {"x-visitor": visitor},
+            "multiValueHeaders": {"x-visitor": [visitor]},
+            "requestContext": {"requestId": visitor, "stage": "local", "path": "/who", "httpMethod": "GET"},
+            "queryStringParameters": None,
+            "body": None,
+            "isBase64Encoded": False,
+        }
+        answers[visitor] = json.loads(app.resolve(event, None)["body"])["visitor"]
+
+    threads = [threading.Thread(target=container, args=(visitor,)) for visitor in ("a", "b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=20)
+    assert answers == {"a": "a", "b": "b"}

@@ -180,7 +180,7 @@ def run_load(api_url: str, *, rate: float, seconds: float, workers: int = 64, dr
         sent = time.monotonic()
         try:
             response = http.request(method, api_url + path, body=body, headers=headers, timeout=timeout)
-            sample = Sample(route.name, due, sent, time.monotonic(), response.status)
+            sample = Sample(route.name, due, sent, time.monotonic(), response.status, _error_text(response))
         except urllib3.exceptions.HTTPError as error:
             sample = Sample(route.name, due, sent, time.monotonic(), None, type(error).__name__)
         with lock:
@@ -203,6 +203,20 @@ def run_load(api_url: str, *, rate: float, seconds: float, workers: int = 64, dr
         figures.unfinished = len(plan) - len(figures.samples)
     http.clear()
     return figures
+
+
+def _error_text(response: Any) -> str | None:
+    """What an error answer says (its JSON's error type and message, cut short); None for 200/202."""
+    if response.status in OK_STATUSES:
+        return None
+    text = response.data.decode("utf-8", "replace")
+    try:
+        answer = json.loads(text)
+        if isinstance(answer, dict):
+            text = " ".join(str(answer.get(key, "")) for key in ("error", "message") if key in answer) or text
+    except ValueError:
+        pass
+    return f"HTTP {response.status} {text[:100]}"
 
 
 def _drain(finished: Callable[[], bool], seconds: float) -> None:
@@ -260,7 +274,7 @@ def stack_processes(aws: str = "memory", *, log_path: Path | None = None) -> Ite
 
     moto = MotoProcess(LOOPBACK, sqs_under_load=True)
     dcs_url, api_port = f"http://{LOOPBACK}:{free_port()}", free_port()
-    dcs_command = [sys.executable, "-m", "local.dcs_simulator", "--host", LOOPBACK, "--port", dcs_url.rsplit(":", 1)[1]]
+    dcs_command = [sys.executable, "-c", _SIMULATOR_LAUNCHER, "--host", LOOPBACK, "--port", dcs_url.rsplit(":", 1)[1]]
     command = [sys.executable, "-m", "tests.reliability.load", "--serve", "--aws", aws]
     command += ["--api-port", str(api_port), "--dcs-url", dcs_url, "--aws-endpoint", moto.endpoint]
     children: list[subprocess.Popen[bytes]] = []
@@ -275,6 +289,17 @@ def stack_processes(aws: str = "memory", *, log_path: Path | None = None) -> Ite
         url = f"http://{LOOPBACK}:{api_port}"
         _wait_until_healthy(url, stack)
         yield StackProcesses(url, {"stack": stack.pid, "dcs": dcs.pid, "moto": moto.pid or 0})
+
+
+#: ``python -m local.dcs_simulator`` with a listen backlog of 128 instead of socketserver's 5: the
+#: functions' containers open their connections to the DCS in bursts, and a SYN dropped from a full
+#: backlog costs a one-second retransmission (a DCS timeout, so a 502, on a busy machine).
+_SIMULATOR_LAUNCHER = """
+import sys
+from local.dcs_simulator import __main__ as simulator, server
+server._Server.request_queue_size = 128
+sys.exit(simulator.main(sys.argv[1:]))
+"""
 
 
 def _stop_all(children: list[subprocess.Popen[bytes]]) -> None:
