@@ -84,7 +84,13 @@ def work_queue(event: Any, context: Any) -> dict[str, Any]:
     from aam_dcs.jobs.worker import process_fifo_batch
 
     handle = worker().handle
-    return process_fifo_batch(event, context, lambda record: handle(record, context), dead_letters=dead_letters())
+    return process_fifo_batch(
+        event,
+        context,
+        lambda record: handle(record, context),
+        dead_letters=dead_letters(),
+        max_receives=get_settings().max_receives,
+    )
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -240,7 +240,7 @@ def test_resources_exist_with_the_templates_attributes(stack: LocalStack) -> Non
     dlq_url = stack.queue_url("SignalDeadLetterQueue")
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     assert redrive["deadLetterTargetArn"] == dlq_arn
-    assert int(redrive["maxReceiveCount"]) == 5
+    assert int(redrive["maxReceiveCount"]) == 10
     assert signal_url.endswith("/aam-dcs-local-signals.fifo")
     enrich = sqs.get_queue_attributes(QueueUrl=stack.environment["ENRICH_QUEUE_URL"], AttributeNames=["All"])
     assert enrich["Attributes"]["FifoQueue"] == "true"

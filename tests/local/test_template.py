@@ -105,7 +105,7 @@ def test_queues_from_their_definitions(template: Template, evaluator: Evaluator)
     assert signal.attributes["FifoThroughputLimit"] == "perMessageGroupId"
     assert signal.attributes["VisibilityTimeout"] == "1800"
     assert signal.dead_letter_queue_id == "SignalDeadLetterQueue"
-    assert signal.max_receive_count == 5
+    assert signal.max_receive_count == 10
     redrive = json.loads(signal.attributes["RedrivePolicy"])
     assert redrive["deadLetterTargetArn"] == "arn:aws:sqs:us-west-2:123456789012:aam-dcs-local-signals-dlq.fifo"
     assert queues["ScheduleDeadLetterQueue"].fifo is False

@@ -34,6 +34,7 @@ ENV_NAMES = {
     "user_calls_per_minute": "AAM_USER_CALLS_PER_MINUTE",
     "breaker_failures": "AAM_BREAKER_FAILURES",
     "breaker_open_seconds": "AAM_BREAKER_OPEN_SECONDS",
+    "max_receives": "AAM_MAX_RECEIVES",
     "profiles_table": "PROFILES_TABLE",
     "signal_queue_url": "SIGNAL_QUEUE_URL",
     "enrich_queue_url": "ENRICH_QUEUE_URL",
@@ -68,6 +69,9 @@ class Settings(BaseModel):
     breaker_failures: int = Field(default=5, ge=1, le=1000)
     #: Seconds an open breaker fails calls at once before it lets one trial call through.
     breaker_open_seconds: int = Field(default=30, ge=1, le=3600)
+    #: The queues' maxReceiveCount: a worker dead-letters a message with a reason at its last receive,
+    #: before SQS would move it without one (None: leave it to SQS).
+    max_receives: int | None = Field(default=None, ge=1, le=1000)
     profiles_table: str | None = None
     signal_queue_url: str | None = None
     enrich_queue_url: str | None = None

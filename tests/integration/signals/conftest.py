@@ -90,6 +90,7 @@ def bundle_env(sim: DcsSimulator, aws: Aws) -> dict[str, str]:
         "PROFILES_TABLE": aws.table,
         "SIGNAL_QUEUE_URL": aws.queue_url,
         "SIGNAL_DLQ_URL": aws.dlq_url,
+        "AAM_MAX_RECEIVES": str(MAX_RECEIVE_COUNT),
     }
 
 

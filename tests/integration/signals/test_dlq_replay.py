@@ -5,14 +5,14 @@ Two worker bugs dead-letter signals (the machinery is ``tests/support/signal_del
 - a validation bug refuses some messages before any DCS call: they are dead-lettered at once as
   ``invalid_request``;
 - a bug after the DCS call (in ``learn``) fails others once they were delivered: every redelivery
-  is answered from the idempotency record (no second call) until SQS moves them to the DLQ after
-  maxReceiveCount receives, without a reason (``max_receives``), together with the visitor's
-  messages queued behind them. Some carry an ``event_id``, the others are keyed on their original
-  message ID.
+  is answered from the idempotency record (no second call) until their last receive, when the
+  worker dead-letters them as ``retries_exhausted``, together with the visitor's messages queued
+  behind them (skipped, but counted as received each time). Some carry an ``event_id``, the
+  others are keyed on their original message ID.
 
 The opted-out visitor's signals are dead-lettered as ``opted_out``. After the fix, the replay
-command re-drives ``invalid_request`` and ``max_receives``, not ``opted_out``: the refused signals
-reach the DCS once, and those delivered before they were dead-lettered are not sent again.
+command re-drives ``invalid_request`` and ``retries_exhausted``, not ``opted_out``: the refused
+signals reach the DCS once, and those delivered before they were dead-lettered are not sent again.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ from aam_dcs.config import get_settings
 from aam_dcs.dcs.http import reset_client
 from aam_dcs.errors import InvalidRequest
 from aam_dcs.jobs import replay
-from aam_dcs.jobs.replay import NO_REASON
 from local.dcs_simulator import DcsSimulator
 from local.poller import wait_until_drained
 from tests.integration.signals.conftest import Aws, apply_env, bundle_env, create_resources, load_function
@@ -123,14 +122,14 @@ def test_replayed_dead_letters_are_delivered_exactly_once(function, sim, aws, ca
     calls = processed_calls(sim.calls("/event"))
     refused_seqs = {seq for seq in accepted if seq not in opted_out and seq % 5 == 0}
     failed_seqs = {seq for seq in accepted if seq not in opted_out and seq % 5 == 1}
-    redriven = {seq for seq, reason in before.items() if reason == NO_REASON}
-    # SQS also moves the messages queued behind a failing one of the same visitor: they were
-    # handed out, skipped and counted as received each time.
+    redriven = {seq for seq, reason in before.items() if reason == "retries_exhausted"}
+    # The messages queued behind a failing one of the same visitor go too: they were handed out,
+    # skipped and counted as received each time.
     assert failed_seqs <= redriven
     assert before == {
         **dict.fromkeys(opted_out, "opted_out"),
         **dict.fromkeys(refused_seqs, "invalid_request"),
-        **dict.fromkeys(redriven, NO_REASON),
+        **dict.fromkeys(redriven, "retries_exhausted"),
     }
     delivered_then_dead = {seq for seq in redriven if calls.get(seq)}
     assert delivered_then_dead == failed_seqs
@@ -138,10 +137,10 @@ def test_replayed_dead_letters_are_delivered_exactly_once(function, sim, aws, ca
     assert {seq % 2 for seq in delivered_then_dead} == {0, 1}, "with and without an event_id"
 
     bugs.fix()
-    report = replay_command(aws, capsys, "--reason", "invalid_request", "--reason", "max_receives")
+    report = replay_command(aws, capsys, "--reason", "invalid_request", "--reason", "retries_exhausted")
     work_the_queue(aws, function)
 
-    assert report["counts"]["replayed"] == {"invalid_request": len(refused_seqs), "max_receives": len(redriven)}
+    assert report["counts"]["replayed"] == {"invalid_request": len(refused_seqs), "retries_exhausted": len(redriven)}
     assert set(report["counts"]) <= {"replayed", "skipped", "held_back"}
     assert dead_letters(aws) == dict.fromkeys(opted_out, "opted_out")
     calls = processed_calls(sim.calls("/event"))

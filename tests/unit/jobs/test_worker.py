@@ -124,3 +124,53 @@ def test_concurrent_invokers_each_get_their_own_group_threads():
         invoker.join()
     assert pools[0] is not pools[1]
     assert group_threads(10) is group_threads(10)
+
+
+def received(event, times):
+    for record in event["Records"]:
+        record["attributes"]["ApproximateReceiveCount"] = str(times)
+    return event
+
+
+def failing_on(n):
+    def handle(record):
+        if record.json_body["n"] == n:
+            raise RuntimeError("DCS unavailable")
+
+    return handle
+
+
+def test_before_the_last_receive_a_failure_and_its_skipped_group_are_retried():
+    dead_letters = InMemoryDeadLetters()
+    event = received(batch(("a", {"n": 1}), ("a", {"n": 2})), 4)
+    answer = process_fifo_batch(event, FakeLambdaContext(), failing_on(1), dead_letters=dead_letters, max_receives=5)
+    assert answer["batchItemFailures"] == ids_of(event, 0, 1)
+    assert dead_letters.messages == []
+
+
+def test_at_the_last_receive_a_failing_message_is_dead_lettered_with_its_reason():
+    dead_letters = InMemoryDeadLetters()
+    event = received(batch(("a", {"n": 1}), ("a", {"n": 2})), 5)
+    answer = process_fifo_batch(event, FakeLambdaContext(), failing_on(1), dead_letters=dead_letters, max_receives=5)
+    # SQS would move it without a word on the next receive; the group goes on, as it would then.
+    assert answer == {"batchItemFailures": []}
+    ((message_id, _, reason, details),) = dead_letters.messages
+    assert message_id == event["Records"][0]["messageId"]
+    assert (reason, details) == ("retries_exhausted", {"receive_count": 5, "error": "RuntimeError"})
+
+
+def test_a_message_held_back_by_its_group_at_its_last_receive_is_dead_lettered_too():
+    dead_letters = InMemoryDeadLetters()
+    event = batch(("a", {"n": 1}), ("a", {"n": 2}), ("a", {"n": 3}))
+    event["Records"][1]["attributes"]["ApproximateReceiveCount"] = "5"  # skipped four times already
+    answer = process_fifo_batch(event, FakeLambdaContext(), failing_on(1), dead_letters=dead_letters, max_receives=5)
+    assert answer["batchItemFailures"] == ids_of(event, 0, 2)
+    ((message_id, _, reason, details),) = dead_letters.messages
+    assert (message_id, reason) == (event["Records"][1]["messageId"], "retries_exhausted")
+    assert details["skipped"]
+
+
+def test_without_a_dlq_the_last_receive_is_left_to_sqs():
+    event = received(batch(("a", {"n": 1})), 5)
+    answer = process_fifo_batch(event, FakeLambdaContext(), failing_on(1), max_receives=5)
+    assert answer["batchItemFailures"] == ids_of(event, 0)

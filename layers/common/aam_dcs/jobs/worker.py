@@ -15,6 +15,12 @@ group runs in the calling thread.
 A handler raises ``PermanentFailure`` for a message that must not be retried (invalid, dropped by
 the DCS, opted out, denylisted): the worker dead-letters it with the reason and acknowledges it.
 Any other exception means "try again later".
+
+SQS counts every receive, including those of the later messages of a group that were skipped
+because an earlier one failed, and after ``maxReceiveCount`` moves a message to the DLQ without a
+word. Given ``max_receives`` (the queue's ``maxReceiveCount``), the worker dead-letters a message
+itself at its last receive, with the reason ``retries_exhausted`` and what kept it back (its own
+error, or the earlier message of its group), so every dead letter says why it is there.
 """
 
 from __future__ import annotations
@@ -64,10 +70,13 @@ def process_fifo_batch(
     *,
     dead_letters: DeadLetters | None = None,
     max_parallel_groups: int = 10,
+    max_receives: int | None = None,
 ) -> dict[str, list[dict[str, str]]]:
     """Process an SQS FIFO event; the answer is Lambda's partial batch response."""
-    groups = records_by_group(event.get("Records", []))
-    record_handler = _with_dead_letters(handle, dead_letters)
+    records = event.get("Records", [])
+    groups = records_by_group(records)
+    last_receive = LastReceive(max_receives, dead_letters)
+    record_handler = _with_dead_letters(handle, dead_letters, last_receive)
 
     def process(group: list[dict[str, Any]]) -> list[dict[str, str]]:
         return _process_group(group, record_handler, context)
@@ -76,7 +85,8 @@ def process_fifo_batch(
         answers = list(map(process, groups))
     else:
         answers = list(group_threads(max_parallel_groups).map(process, groups))
-    return {"batchItemFailures": [failure for answer in answers for failure in answer]}
+    failures = [failure for answer in answers for failure in answer]
+    return {"batchItemFailures": last_receive.keep_skipped(records, failures)}
 
 
 _invoker = threading.local()
@@ -113,8 +123,9 @@ def _process_group(records: list[dict[str, Any]], handle: RecordHandler, context
     return [{"itemIdentifier": str(failure["itemIdentifier"])} for failure in processor.response()["batchItemFailures"]]
 
 
-def _with_dead_letters(handle: RecordHandler, dead_letters: DeadLetters | None) -> RecordHandler:
+def _with_dead_letters(handle: RecordHandler, dead_letters: DeadLetters | None, last: LastReceive) -> RecordHandler:
     def run(record: SQSRecord) -> None:
+        last.ran(record)
         try:
             handle(record)
         except PermanentFailure as failure:
@@ -122,7 +133,55 @@ def _with_dead_letters(handle: RecordHandler, dead_letters: DeadLetters | None) 
                 # Without a DLQ to record the reason, let SQS retry and redrive after maxReceiveCount.
                 logger.warning("permanent failure, no DLQ configured", extra={"reason": failure.reason})
                 raise
-            dead_letters.send(record, failure.reason, failure.details)
-            metrics.add_metric(name="DeadLettered", unit="Count", value=1)
+            _dead_letter(dead_letters, record, failure.reason, failure.details)
+        except Exception as error:
+            if not last.is_last(record):
+                raise
+            last.give_up(record, error=type(error).__name__)
 
     return run
+
+
+def _dead_letter(dead_letters: DeadLetters, record: SQSRecord, reason: str, details: Mapping[str, Any]) -> None:
+    dead_letters.send(record, reason, details)
+    metrics.add_metric(name="DeadLettered", unit="Count", value=1)
+
+
+class LastReceive:
+    """Dead-letters, with a reason, what fails (or is skipped) at the queue's last receive."""
+
+    def __init__(self, max_receives: int | None, dead_letters: DeadLetters | None) -> None:
+        self.max_receives = max_receives if dead_letters is not None else None
+        self.dead_letters = dead_letters
+        self._ran: set[str] = set()
+
+    def ran(self, record: SQSRecord) -> None:
+        self._ran.add(record.message_id)
+
+    def is_last(self, record: SQSRecord) -> bool:
+        return self.max_receives is not None and receive_count(record) >= self.max_receives
+
+    def give_up(self, record: SQSRecord, **details: Any) -> None:
+        if self.dead_letters is None:  # is_last() is never true without them
+            return
+        details = {"receive_count": receive_count(record), **details}
+        logger.warning("message dead-lettered at its last receive", extra={"message_id": record.message_id, **details})
+        _dead_letter(self.dead_letters, record, "retries_exhausted", details)
+
+    def keep_skipped(self, records: list[dict[str, Any]], failures: list[dict[str, str]]) -> list[dict[str, str]]:
+        """The failures minus skipped messages at their last receive, which are dead-lettered instead."""
+        if self.max_receives is None or not failures:
+            return failures
+        failed = {failure["itemIdentifier"] for failure in failures}
+        for record in map(SQSRecord, records):
+            if record.message_id in failed and record.message_id not in self._ran and self.is_last(record):
+                self.give_up(record, skipped="an earlier message of this group kept failing")
+                failed.discard(record.message_id)
+        return [failure for failure in failures if failure["itemIdentifier"] in failed]
+
+
+def receive_count(record: SQSRecord) -> int:
+    try:
+        return int(record.attributes.approximate_receive_count)
+    except (TypeError, ValueError):
+        return 1

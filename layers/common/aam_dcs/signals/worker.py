@@ -19,7 +19,8 @@ may have processed the call: counted in ``PossibleDuplicates``), ``RateLimited``
 waits in the queue until the guard's window ends), a delivery still marked in progress, or an
 unexpected error. The retried messages (and the later messages of their group, which the FIFO
 worker skipped) are made visible again after a backoff that grows with ``ApproximateReceiveCount``;
-after ``maxReceiveCount`` receives SQS moves a message to the dead-letter queue itself.
+at the last of the queue's ``maxReceiveCount`` receives (``AAM_MAX_RECEIVES``) a message that still
+fails, or is still held back by its group, is dead-lettered with the reason ``retries_exhausted``.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from aam_dcs.errors import DcsBadResponse, DcsError, DcsRejected, InvalidRequest
 from aam_dcs.jobs.deadletter import SqsDeadLetters, original_message_id
 from aam_dcs.jobs.idempotency import DeliveryInProgress, Idempotency, NoIdempotency, PowertoolsIdempotency
 from aam_dcs.jobs.signal_queue import SignalQueue
-from aam_dcs.jobs.worker import DeadLetters, PermanentFailure, message_body, process_fifo_batch
+from aam_dcs.jobs.worker import DeadLetters, PermanentFailure, message_body, process_fifo_batch, receive_count
 from aam_dcs.observability import fingerprint, logger
 from aam_dcs.signals.messages import KIND, QueuedSignals, parse_message
 from aam_dcs.signals.outcome import Delivery
@@ -71,6 +72,8 @@ class SignalWorker:
     backoff: Backoff = field(default_factory=Backoff)
     other_kinds: Mapping[str, KindHandler] = field(default_factory=dict)
     max_parallel_groups: int = 10
+    #: the queue's maxReceiveCount: at a message's last receive, the DLQ gets it with a reason
+    max_receives: int | None = None
 
     def process(self, event: Mapping[str, Any], context: Any) -> dict[str, list[dict[str, str]]]:
         """An SQS FIFO batch; the answer is Lambda's partial batch response."""
@@ -82,6 +85,7 @@ class SignalWorker:
             lambda record: self.handle(record, delays, context),
             dead_letters=self.dead_letters,
             max_parallel_groups=self.max_parallel_groups,
+            max_receives=self.max_receives,
         )
         self._delay_retries(event.get("Records", []), answer["batchItemFailures"], delays)
         return answer
@@ -174,7 +178,7 @@ class SignalWorker:
         return Delivery.from_dict(stored)
 
     def _retry_delay(self, record: SQSRecord, error: Exception) -> int:
-        backoff = self.backoff.delay(_receive_count(record))
+        backoff = self.backoff.delay(receive_count(record))
         if isinstance(error, RateLimited):
             count("DenylistGuardWaits")
             return max(1, math.ceil(error.retry_after))
@@ -195,7 +199,7 @@ class SignalWorker:
             if record.message_id not in failed:
                 continue
             group = record.attributes.message_group_id or record.message_id
-            delay = delays.get(record.message_id) or by_group.get(group) or self.backoff.delay(_receive_count(record))
+            delay = delays.get(record.message_id) or by_group.get(group) or self.backoff.delay(receive_count(record))
             by_group.setdefault(group, delay)
             handles[record.receipt_handle] = delay
         self.queue.delay(handles)
@@ -210,13 +214,6 @@ def _parse(record: SQSRecord) -> QueuedSignals:
         return parse_message(record.body)
     except InvalidRequest as invalid:
         raise PermanentFailure("invalid_message", **invalid.details) from None
-
-
-def _receive_count(record: SQSRecord) -> int:
-    try:
-        return int(record.attributes.approximate_receive_count)
-    except (TypeError, ValueError):
-        return 1
 
 
 def log_permanent(record: SQSRecord, failure: PermanentFailure) -> None:
@@ -242,4 +239,5 @@ def default_worker(sender: SignalSender, other_kinds: Mapping[str, KindHandler] 
         queue=sender.queue,
         dead_letters=SqsDeadLetters(settings.signal_dlq_url) if settings.signal_dlq_url else None,
         other_kinds=dict(other_kinds or {}),
+        max_receives=settings.max_receives,
     )
