@@ -47,6 +47,8 @@ help:
 	@echo "make build      sam build (Python 3.13, arm64)"
 	@echo "make enrich     run the scheduled enrichment job now (make send-batch: the signals job)"
 	@echo "make bench      benchmarks; writes tests/perf/results/latest.json"
+	@echo "make faults     the long fault suite alone, as a table of figures"
+	@echo "make replay-dlq re-drive dead letters after a fix (QUEUE=signals|enrich, ENV=..., ARGS=\"--reason R --dry-run\")"
 	@echo "make deploy     sam deploy --config-env $(ENV)"
 
 $(VENV)/.installed: requirements/dev.txt layers/common/requirements.txt
@@ -125,6 +127,22 @@ send-batch: venv  ## the scheduled send_signals job, now
 .PHONY: bench
 bench: venv
 	$(PY) -m tests.perf.bench
+
+.PHONY: faults
+faults: venv  ## the long fault suite alone, printed as a markdown table of figures (about 8 min)
+	$(PY) -m tests.reliability.faults
+
+# Dead letters back to their queue after a fix, without a second delivery of what was delivered.
+QUEUE        ?= signals
+STACK        ?= aam-dcs-$(ENV)
+AWS_ENDPOINT ?= http://127.0.0.1:5000
+
+.PHONY: replay-dlq replay-dlq-local
+replay-dlq: venv  ## make replay-dlq [QUEUE=enrich] [ENV=prod] ARGS="--reason invalid_request --dry-run"
+	PYTHONPATH=layers/common $(PY) -m aam_dcs.jobs.replay --queue $(QUEUE) --stack $(STACK) --region $(AWS_REGION) $(ARGS)
+replay-dlq-local: venv  ## the same on `make run`'s stack: AWS_ENDPOINT=<the moto endpoint it printed>
+	AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing PYTHONPATH=layers/common \
+	$(PY) -m aam_dcs.jobs.replay --queue $(QUEUE) --stack aam-dcs-local --region $(AWS_REGION) --endpoint-url $(AWS_ENDPOINT) $(ARGS)
 
 .PHONY: clean
 clean:
