@@ -1,12 +1,11 @@
 """``make bench``: the bundle's speed, as ratios and differences against references measured in the same run.
 
 These machines are shared and noisy, so no figure is an absolute time judged alone:
-- cold start: a fresh interpreter imports each function and serves its first API call (against
-  the DCS simulator), against a Powertools hello-world handler; median of interleaved runs. Twice:
-  with tracing off (outside Lambda, or the template's ``Tracing=Disabled``) and with tracing on
-  (a Lambda-like environment, where both sides load the X-Ray SDK). A third handler, the floor,
-  adds to the hello world only what the contract forces on every function (a pydantic model,
-  one urllib3 call);
+- cold start: a fresh interpreter, in Lambda's environment, imports each function and serves its
+  first API call (against the DCS simulator), against a Powertools hello-world handler; median of
+  interleaved runs. Twice: tracing on (the template's default) and off (``Tracing=Disabled``). A
+  third handler, the floor, adds to the hello world only what the contract forces on every
+  function (a pydantic model at the boundary, one urllib3 call to the DCS);
 - warm overhead: per call, a function's time minus a raw keep-alive ``http.client`` request that
   replays the exact request the function sent, for direct invocation and for an API Gateway
   event; median and p99. urllib3's own cost over that raw request is reported alongside.
@@ -57,12 +56,18 @@ POWERTOOLS_ENV = {
 }
 ROUTES = {"resolve_ids": "/ids", "send_signals": "/signals", "lookup_segments": "/segments"}
 BUDGETS = {"cold_start_ratio": 1.0, "warm_direct_ms": 0.5, "warm_api_ms": 1.0}
-TRACING_ON = {  # what Lambda sets when Tracing is Active; the daemon address is a closed local port
+# What Lambda sets (the X-Ray daemon address is a closed local port). Outside Lambda the X-Ray SDK
+# builds a botocore session for its sampler, which would slow the reference and flatter the ratios.
+LAMBDA_ENV = {
     "LAMBDA_TASK_ROOT": str(ROOT),
     "AWS_LAMBDA_FUNCTION_NAME": "bench",
     "_X_AMZN_TRACE_ID": "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1",
     "AWS_XRAY_DAEMON_ADDRESS": "127.0.0.1:9",
     "AWS_XRAY_CONTEXT_MISSING": "IGNORE_ERROR",
+}
+TRACING = {  # what the template's Tracing parameter sets
+    "tracing_on": {"POWERTOOLS_TRACE_DISABLED": "false"},
+    "tracing_off": {"POWERTOOLS_TRACE_DISABLED": "true"},
 }
 
 
@@ -85,7 +90,7 @@ def add_layer_to_path() -> None:
             sys.path.insert(0, path)
 
 
-def cold_start(simulator_url: str, runs: int, *, tracing: bool) -> dict[str, Any]:
+def cold_start(simulator_url: str, runs: int, *, tracing: str) -> dict[str, Any]:
     perf = Path(__file__).parent
     targets = {
         "hello_world": (perf / "hello_world_app.py", api_event("GET", "/hello")),
@@ -93,10 +98,7 @@ def cold_start(simulator_url: str, runs: int, *, tracing: bool) -> dict[str, Any
     }
     for name, body in FIRST_CALLS.items():
         targets[name] = (ROOT / "functions" / name / "app.py", api_event("POST", ROUTES[name], body=body))
-    env = bundle_env(simulator_url)
-    env.pop("POWERTOOLS_TRACE_DISABLED", None)
-    if tracing:
-        env.update(TRACING_ON)
+    env = {**bundle_env(simulator_url), **LAMBDA_ENV, **TRACING[tracing]}
     samples: dict[str, list[dict[str, Any]]] = {name: [] for name in targets}
     for _ in range(runs):  # interleaved, so drifts in machine load hit every target alike
         for name, (path, event) in targets.items():
@@ -282,10 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, Any] = {"machine": machine()}
     with bench_simulator() as simulator_url:
         if "cold" in parts:
-            report["cold_start"] = {
-                mode: cold_start(simulator_url, args.runs, tracing=mode == "tracing_on")
-                for mode in ("tracing_off", "tracing_on")
-            }
+            report["cold_start"] = {mode: cold_start(simulator_url, args.runs, tracing=mode) for mode in TRACING}
         if "warm" in parts:
             report["warm_overhead"] = warm_overhead(simulator_url, args.calls)
     if "batch" in parts:
