@@ -6,7 +6,7 @@ blobs or consent strings: log ``fingerprint(value)`` when a value must be correl
 
 The tracer is Powertools' ``Tracer`` when tracing can run (inside Lambda, not turned off by
 ``POWERTOOLS_TRACE_DISABLED``). Otherwise it is a pass-through: Powertools' ``Tracer`` imports the
-X-Ray SDK, and botocore with it, even to disable itself, which is about half of a cold start.
+X-Ray SDK even to disable itself, and outside Lambda the SDK also builds a botocore session.
 When tracing, only the libraries the bundle calls through are patched: ``httplib`` (the DCS, via
 urllib3) at once, ``botocore`` when the first AWS client is built. Powertools' default patches
 every library X-Ray supports, which loads botocore's whole client stack in every cold start.
