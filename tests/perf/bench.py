@@ -273,8 +273,8 @@ def bench_simulator() -> Iterator[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=7, help="cold starts per target and mode (default 7)")
-    parser.add_argument("--calls", type=int, default=300, help="warm calls per function and trigger (default 300)")
-    parser.add_argument("--rows", type=int, default=2000, help="rows per batch-throughput run (default 2000)")
+    parser.add_argument("--calls", type=int, default=1000, help="warm calls per function and trigger (default 1000)")
+    parser.add_argument("--rows", type=int, default=10_000, help="rows per batch and memory run (default 10,000)")
     parser.add_argument(
         "--only", default="cold,warm,batch", help="comma-separated parts to run: cold, warm, batch (default all)"
     )
