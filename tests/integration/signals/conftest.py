@@ -24,8 +24,11 @@ from aam_dcs.config import get_settings
 from aam_dcs.dcs.http import reset_client
 from local.aws import client, create_queues, process_environment
 from local.dcs_simulator import DcsSimulator, SimulatorConfig
+from local.poller import failed_message_ids, lambda_sqs_record
 from local.template import Template
 from tests.support.aws import create_profiles_table
+from tests.support.events import FakeLambdaContext
+from tests.support.signal_delivery import moto_servers
 from tests.support.signals import ORG
 
 MAX_RECEIVE_COUNT = 8
@@ -111,6 +114,32 @@ def bundle(monkeypatch: pytest.MonkeyPatch, sim: DcsSimulator, aws: Aws) -> Iter
     yield env
     reset_client()
     get_settings.cache_clear()
+
+
+@pytest.fixture
+def served_aws() -> Iterator[Aws]:
+    """SQS and DynamoDB each on a moto server in a process of its own, reached by service endpoints
+    (for runs whose pollers and workers call AWS from many threads); a module uses it as ``aws``."""
+    with moto_servers() as endpoints:
+        yield create_resources(sqs_endpoint=endpoints["sqs"], dynamodb_endpoint=endpoints["dynamodb"])
+
+
+def run_as_event_source(
+    function: Any, aws: Aws, messages: list[dict[str, Any]], remaining_ms: int = 10_000
+) -> set[str]:
+    """Lambda's event source for one received batch: the handler runs, the failed messages come back
+    at once, the others are deleted; returns the failed message IDs."""
+    event = {"Records": [lambda_sqs_record(m, queue_arn=aws.queue_arn, region="us-west-2") for m in messages]}
+    answer = function.lambda_handler(event, FakeLambdaContext(remaining_ms))
+    failed = set(failed_message_ids(answer, [m["MessageId"] for m in messages]) or [])
+    for message in messages:
+        if message["MessageId"] in failed:
+            aws.sqs.change_message_visibility(
+                QueueUrl=aws.queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+            )
+        else:
+            aws.sqs.delete_message(QueueUrl=aws.queue_url, ReceiptHandle=message["ReceiptHandle"])
+    return failed
 
 
 def load_function() -> ModuleType:

@@ -16,8 +16,7 @@ import pytest
 from aam_dcs.config import get_settings
 from aam_dcs.dcs.http import reset_client
 from aam_dcs.errors import CircuitOpen
-from local.poller import failed_message_ids, lambda_sqs_record
-from tests.integration.signals.conftest import load_function
+from tests.integration.signals.conftest import load_function, run_as_event_source
 from tests.support.breaker import ManualClock, breaker_clock
 from tests.support.events import FakeLambdaContext, api_event
 from tests.support.signals import MID
@@ -69,21 +68,6 @@ def receive(aws: Any) -> list[dict[str, Any]]:
     return messages
 
 
-def work(function: Any, aws: Any, messages: list[dict[str, Any]]) -> set[str]:
-    """Lambda's event source for one batch: failed messages come back at once, the others are deleted."""
-    event = {"Records": [lambda_sqs_record(m, queue_arn=aws.queue_arn, region="us-west-2") for m in messages]}
-    answer = function.lambda_handler(event, FakeLambdaContext())
-    failed = set(failed_message_ids(answer, [m["MessageId"] for m in messages]) or [])
-    for message in messages:
-        if message["MessageId"] in failed:
-            aws.sqs.change_message_visibility(
-                QueueUrl=aws.queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
-            )
-        else:
-            aws.sqs.delete_message(QueueUrl=aws.queue_url, ReceiptHandle=message["ReceiptHandle"])
-    return failed
-
-
 @pytest.mark.parametrize(
     ("faults", "status", "calls_per_failure"),
     [
@@ -130,13 +114,13 @@ def test_the_worker_retries_a_message_while_it_is_open_and_sends_it_after(functi
     calls = event_calls(sim)
 
     messages = receive(aws)
-    assert work(function, aws, messages) == {messages[0]["MessageId"]}
+    assert run_as_event_source(function, aws, messages) == {messages[0]["MessageId"]}
     assert event_calls(sim) == calls  # the worker did not call a DCS known to be down
     assert dead_letters(aws) == []
 
     sim.set_faults()
     clock.advance(OPEN_SECONDS)
-    assert work(function, aws, receive(aws)) == set()
+    assert run_as_event_source(function, aws, receive(aws)) == set()
     (delivered,) = sim.calls("/event")[calls:]
     assert ["c_color", "blue"] in delivered["params"]
     assert receive(aws) == []

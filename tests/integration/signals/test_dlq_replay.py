@@ -18,24 +18,19 @@ signals reach the DCS once, and those delivered before they were dead-lettered a
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from aam_dcs.config import get_settings
-from aam_dcs.dcs.http import reset_client
 from aam_dcs.errors import InvalidRequest
 from aam_dcs.jobs import replay
-from local.dcs_simulator import DcsSimulator
 from local.poller import wait_until_drained
-from tests.integration.signals.conftest import Aws, apply_env, bundle_env, create_resources, load_function
+from tests.integration.signals.conftest import Aws
 from tests.support.signal_delivery import (
     OPTED_OUT_UUID,
     Workload,
     accept_all,
     dead_letters,
-    moto_servers,
     processed_calls,
     quiet_logs,
     signal_poller,
@@ -83,17 +78,8 @@ class Bugs:
 
 
 @pytest.fixture
-def aws() -> Iterator[Aws]:
-    with moto_servers() as endpoints:
-        yield create_resources(sqs_endpoint=endpoints["sqs"], dynamodb_endpoint=endpoints["dynamodb"])
-
-
-@pytest.fixture
-def function(monkeypatch: pytest.MonkeyPatch, sim: DcsSimulator, aws: Aws) -> Iterator[Any]:
-    apply_env(monkeypatch, dict(bundle_env(sim, aws)))
-    yield load_function()
-    reset_client()
-    get_settings.cache_clear()
+def aws(served_aws: Aws) -> Aws:
+    return served_aws
 
 
 def work_the_queue(aws: Aws, function: Any) -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from aam_dcs.config import get_settings
 from aam_dcs.errors import FeatureDisabled
-from local.poller import failed_message_ids, lambda_sqs_record
+from tests.integration.signals.conftest import run_as_event_source
 from tests.support.events import FakeLambdaContext
 from tests.support.signals import MID, UUID
 
@@ -57,16 +57,7 @@ def drain(function: Any, aws: Any, remaining_ms: int = 60_000) -> list[str]:
         if not messages:
             return seen
         seen += [m["Body"] for m in messages]
-        event = {"Records": [lambda_sqs_record(m, queue_arn=aws.queue_arn, region="us-west-2") for m in messages]}
-        answer = function.lambda_handler(event, FakeLambdaContext(remaining_ms))
-        failed = set(failed_message_ids(answer, [m["MessageId"] for m in messages]) or [])
-        for message in messages:
-            if message["MessageId"] in failed:
-                aws.sqs.change_message_visibility(
-                    QueueUrl=aws.queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
-                )
-            else:
-                aws.sqs.delete_message(QueueUrl=aws.queue_url, ReceiptHandle=message["ReceiptHandle"])
+        run_as_event_source(function, aws, messages, remaining_ms)
     raise AssertionError("the queue never drained")
 
 

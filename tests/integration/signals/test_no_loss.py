@@ -22,15 +22,10 @@ What is guaranteed, and asserted:
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
-from aam_dcs.config import get_settings
-from aam_dcs.dcs.http import reset_client
-from local.dcs_simulator import DcsSimulator
-from tests.integration.signals.conftest import Aws, apply_env, bundle_env, create_resources, load_function
+from tests.integration.signals.conftest import Aws
 from tests.support.signal_delivery import (
     OPTED_OUT_UUID,
     Tally,
@@ -38,7 +33,6 @@ from tests.support.signal_delivery import (
     accept_all,
     crash_after_delivery,
     dead_letters,
-    moto_servers,
     processed_calls,
     quiet_logs,
     settle,
@@ -54,18 +48,8 @@ FAULTS = {"seed": 2024, "error_rate": 0.07, "reset_rate": 0.07, "malformed_rate"
 
 
 @pytest.fixture
-def aws() -> Iterator[Aws]:
-    """SQS and DynamoDB each on a moto server in a process of its own, reached by service endpoints."""
-    with moto_servers() as endpoints:
-        yield create_resources(sqs_endpoint=endpoints["sqs"], dynamodb_endpoint=endpoints["dynamodb"])
-
-
-@pytest.fixture
-def function(monkeypatch: pytest.MonkeyPatch, sim: DcsSimulator, aws: Aws) -> Iterator[Any]:
-    apply_env(monkeypatch, dict(bundle_env(sim, aws)))
-    yield load_function()
-    reset_client()
-    get_settings.cache_clear()
+def aws(served_aws: Aws) -> Aws:
+    return served_aws
 
 
 def test_no_accepted_signal_is_lost(function, sim, aws):
