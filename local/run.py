@@ -40,7 +40,7 @@ from local.aws import JOBS_BUCKET, EventTap, MotoServer, Resources, client, proc
 from local.functions import ContainerHook, LocalFunction, fresh_layer_modules
 from local.gateway import Gateway, LocalEndpoints
 from local.poller import SqsPoller, SqsSourceConfig, wait_until_drained
-from local.template import LOCAL_REGION, LOCAL_STACK_NAME, TEMPLATE_PATH, Evaluator, Schedule, Template
+from local.template import LOCAL_REGION, LOCAL_STACK_NAME, TEMPLATE_PATH, Evaluator, Schedule, SqsSource, Template
 from local.visitor import VisitorEmulator
 
 LOCAL_PARTNER = "acme"
@@ -277,25 +277,30 @@ class LocalStack:
         for source in self.template.sqs_sources(self.evaluator):
             if not source.enabled:
                 continue
-            queue = self.resources.queues[source.queue_id]
             function = self.functions[source.function_id]
             poller = SqsPoller(
-                SqsSourceConfig(
-                    queue_url=queue.url,
-                    queue_arn=queue.arn,
-                    batch_size=source.batch_size,
-                    report_batch_item_failures=source.report_batch_item_failures,
-                    maximum_concurrency=source.maximum_concurrency,
-                    fifo=queue.fifo,
-                    name=f"{queue.name} -> {source.function_id}",
-                    retry_delay_seconds=self.retry_delay_seconds,
-                ),
+                self.source_config(source),
                 function.invoke,
                 endpoint=self.resources.endpoint,
                 context_factory=function.context,
             )
             poller.start()
             self.pollers.append(poller)
+
+    def source_config(self, source: SqsSource, *, label: str = "") -> SqsSourceConfig:
+        """How the template's event source feeds its function from its queue."""
+        assert self.resources is not None
+        queue = self.resources.queues[source.queue_id]
+        return SqsSourceConfig(
+            queue_url=queue.url,
+            queue_arn=queue.arn,
+            batch_size=source.batch_size,
+            report_batch_item_failures=source.report_batch_item_failures,
+            maximum_concurrency=source.maximum_concurrency,
+            fifo=queue.fifo,
+            name=f"{queue.name}{label} -> {source.function_id}",
+            retry_delay_seconds=self.retry_delay_seconds,
+        )
 
     def stop_pollers(self) -> None:
         for poller in self.pollers:

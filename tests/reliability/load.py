@@ -591,22 +591,13 @@ class MemoryAws:
             module.lookup = cache(lambda: replace(default_lookup(), resolver=resolver(), store=store))
 
     def start_queue(self, stack: Any) -> None:
-        from local.poller import InMemorySqsSource, SqsSourceConfig
+        from local.poller import InMemorySqsSource
 
         source = signal_source(stack)
         queue = stack.resources.queues[source.queue_id]
         function = stack.function(source.function_id)
         self.queue = InMemorySqsSource(
-            SqsSourceConfig(
-                queue_url=queue.url,
-                queue_arn=queue.arn,
-                batch_size=source.batch_size,
-                report_batch_item_failures=source.report_batch_item_failures,
-                maximum_concurrency=source.maximum_concurrency,
-                fifo=queue.fifo,
-                name=f"{queue.name} (in memory) -> {source.function_id}",
-                retry_delay_seconds=stack.retry_delay_seconds,
-            ),
+            stack.source_config(source, label=" (in memory)"),
             function.invoke,
             context_factory=function.context,
             max_receive_count=queue.max_receive_count or 5,
