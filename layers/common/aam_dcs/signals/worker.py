@@ -103,7 +103,7 @@ class SignalWorker:
             if delays is not None:
                 delays[record.message_id] = delay
             logger.warning(
-                "signal message will be retried",
+                "signal message failed: retried after the delay, dead-lettered if this was its last receive",
                 extra={"error": type(error).__name__, "delay_seconds": delay, "message_id": record.message_id},
             )
             raise
