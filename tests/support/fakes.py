@@ -19,7 +19,7 @@ class FakeDcs:
 
     event_answers: list[Answer] = field(default_factory=list)
     id_answers: list[Answer] = field(default_factory=list)
-    default_event: dict[str, Any] = field(
+    default_event: Answer = field(
         default_factory=lambda: {"uuid": "22920112968019678612904394744954398990", "dcs_region": 9, "stuff": []}
     )
     default_id: dict[str, Any] = field(
@@ -36,7 +36,7 @@ class FakeDcs:
         return parse_id_response(self._body(self.id_answers, self.default_id, request))
 
     @staticmethod
-    def _body(script: list[Answer], default: dict[str, Any], request: DcsRequest) -> bytes:
+    def _body(script: list[Answer], default: Answer, request: DcsRequest) -> bytes:
         answer = script.pop(0) if script else default
         if isinstance(answer, Exception):
             raise answer

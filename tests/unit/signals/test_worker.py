@@ -196,8 +196,21 @@ def test_transient_failures_are_retried_and_possible_duplicates_counted(sender, 
     assert len(dcs.requests) == 2
 
 
+def fail_the_first_call_for(dcs, mid, error):
+    """Groups run in parallel, so a scripted answer must name the visitor it is for."""
+    answer, failed = dcs.default_event, []
+
+    def answer_for(request):
+        if ("d_mid", mid) in request.params and not failed:
+            failed.append(request)
+            raise error
+        return answer
+
+    dcs.default_event = answer_for
+
+
 def test_a_failure_delays_the_rest_of_its_group_and_backoff_grows(sender, dcs, queue):
-    dcs.event_answers.append(DcsUnavailable("503", status=503))
+    fail_the_first_call_for(dcs, MID, DcsUnavailable("503", status=503))
     first = queued(sender, mid=MID, signals={"c_x": "1"})
     second = queued(sender, mid=MID, signals={"c_x": "2"})
     other = queued(sender, uuid=UUID, signals={"c_x": "3"})
