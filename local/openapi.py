@@ -39,14 +39,14 @@ ERROR_SCHEMA: dict[str, Any] = {
 }
 
 IDENTITY_QUERY = [
-    ("mid", "ECID/MID, 38 digits", "string"),
-    ("uuid", "AAM UUID, 38 digits", "string"),
-    ("region_id", "DCS region ID", "integer"),
+    ("mid", "ECID/MID, 38 digits"),
+    ("uuid", "AAM UUID, 38 digits"),
+    ("region_id", "DCS region ID"),
 ]
 LOOKUP_QUERY = [
     *IDENTITY_QUERY,
-    ("max_age_seconds", "accept a cached answer up to this age", "integer"),
-    ("refresh", "bypass the cache", "boolean"),
+    ("max_age_seconds", "accept a cached answer up to this age"),
+    ("refresh", "bypass the cache"),
 ]
 
 
@@ -73,7 +73,7 @@ def build_document() -> dict[str, Any]:
                 "get": _get(
                     "resolve_ids",
                     "Resolve the visitor's IDs from the Cookie header",
-                    IDENTITY_QUERY,
+                    _query(IdentityInput, IDENTITY_QUERY),
                     "ResolvedIdentity",
                 ),
                 "post": _post("resolve_ids", "Resolve the visitor's IDs", "IdentityInput", {"200": "ResolvedIdentity"}),
@@ -87,7 +87,12 @@ def build_document() -> dict[str, Any]:
                 ),
             },
             "/segments": {
-                "get": _get("lookup_segments", "The visitor's segments (Cookie header)", LOOKUP_QUERY, "LookupResult"),
+                "get": _get(
+                    "lookup_segments",
+                    "The visitor's segments (Cookie header)",
+                    _query(LookupInput, LOOKUP_QUERY),
+                    "LookupResult",
+                ),
                 "post": _post("lookup_segments", "The visitor's segments", "LookupInput", {"200": "LookupResult"}),
             },
         },
@@ -95,11 +100,28 @@ def build_document() -> dict[str, Any]:
     }
 
 
-def _get(function: str, summary: str, query: list[tuple[str, str, str]], result: str) -> dict[str, Any]:
-    parameters = [
-        {"name": name, "in": "query", "required": False, "description": text, "schema": {"type": kind}}
-        for name, text, kind in query
+def _query(model: type[BaseModel], fields: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    """Query parameters with the body field's schema (its formats and limits), never null."""
+    properties = model.model_json_schema()["properties"]
+    return [
+        {"name": name, "in": "query", "required": False, "description": text, "schema": _not_null(properties[name])}
+        for name, text in fields
     ]
+
+
+def _not_null(schema: dict[str, Any]) -> dict[str, Any]:
+    """``{"anyOf": [X, {"type": "null"}], ...}`` → ``{...X, ...}``: never null; the parameter has the description."""
+    kept = {key: value for key, value in schema.items() if key not in ("anyOf", "title", "default", "description")}
+    for branch in schema.get("anyOf", []):
+        if branch != {"type": "null"}:
+            kept.update(branch)
+    if "enum" in kept:
+        kept["enum"] = [value for value in kept["enum"] if value is not None]
+    return kept
+
+
+def _get(function: str, summary: str, parameters: list[dict[str, Any]], result: str) -> dict[str, Any]:
+    parameters = [*parameters]
     parameters.append({"name": "Cookie", "in": "header", "required": False, "schema": {"type": "string"}})
     return {
         "operationId": f"{function}_get",

@@ -2,10 +2,19 @@
 
 import importlib
 import json
+import re
 
 import pytest
+import schemathesis
 import yaml
+from hypothesis import HealthCheck, given, settings
+from schemathesis import GenerationMode
 
+from aam_dcs.errors import InvalidRequest
+from aam_dcs.ids import validation as rules
+from aam_dcs.ids.models import IdentityInput, parse_identity
+from aam_dcs.segments.models import LookupInput
+from aam_dcs.signals.models import SendSignalsInput
 from local.openapi import DOCUMENT, build_document, render
 from local.template import Template
 from tests.support.events import FakeLambdaContext, api_event
@@ -60,3 +69,71 @@ def test_every_documented_route_is_served_by_its_handler(path, method, function,
 def _function_name(logical_id):
     names = {"ResolveIdsFunction": "resolve_ids", "SendSignalsFunction": "send_signals"}
     return names.get(logical_id, "lookup_segments" if logical_id == "LookupSegmentsFunction" else logical_id)
+
+
+# --- the formats: what the document allows, the models accept ------------------------------------
+
+BODY_MODELS = {"/ids": IdentityInput, "/signals": SendSignalsInput, "/segments": LookupInput}
+
+
+def generated_operations():
+    schema = schemathesis.openapi.from_path(DOCUMENT)
+    return [result.ok() for result in schema.get_all_operations()]
+
+
+@pytest.mark.parametrize("operation", generated_operations(), ids=lambda op: f"{op.method.upper()} {op.path}")
+def test_every_request_the_document_allows_passes_the_models(operation):
+    model = BODY_MODELS[operation.path]
+
+    @settings(max_examples=150, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @given(case=operation.as_strategy(generation_mode=GenerationMode.POSITIVE))
+    def check(case):
+        data = case.query if operation.method.upper() == "GET" else case.body
+        refused = refusal(data if isinstance(data, dict) else {}, model)
+        # The one rule a JSON Schema cannot state: it spans entries of customer_ids.
+        assert refused is None or refused.startswith(f"at most {rules.MAX_IDS_PER_DATA_SOURCE} declared IDs per data")
+
+    check()
+
+
+def refusal(data, model):
+    try:
+        parse_identity(data, model)
+    except InvalidRequest as refused:
+        return refused.rule
+    return None
+
+
+@pytest.mark.parametrize(
+    ("path", "field", "keyword"),
+    [
+        ("IdentityInput", "mid", "pattern"),
+        ("IdentityInput", "region_id", "enum"),
+        ("CustomerId", "id", "pattern"),
+        ("CustomerId", "data_source_id", "maximum"),
+        ("SendSignalsInput", "signals", "propertyNames"),
+        ("SendSignalsInput", "event_id", "pattern"),
+        ("Consent", "gdpr_consent", "pattern"),
+    ],
+)
+def test_the_document_spells_out_the_formats(path, field, keyword):
+    document = yaml.safe_load(DOCUMENT.read_text(encoding="utf-8"))
+    assert keyword in document["components"]["schemas"][path]["properties"][field]
+
+
+@pytest.mark.parametrize("key", ["d_mid", "D_MID", "h_referer", "dcs_region", "GDPR", "Gdpr_Consent", "_ts", "dpuuid"])
+def test_reserved_signal_keys_are_outside_the_documented_key_pattern(key):
+    names = rules_schema()["propertyNames"]
+    assert re.search(names["pattern"], key)
+    assert re.search(names["not"]["pattern"], key)
+
+
+@pytest.mark.parametrize("key", ["c_color", "dx", "ts2", "gdpr_x", "dcs", "hd_x"])
+def test_ordinary_signal_keys_are_inside_it(key):
+    assert not re.search(rules_schema()["propertyNames"]["not"]["pattern"], key)
+
+
+def rules_schema():
+    return yaml.safe_load(DOCUMENT.read_text(encoding="utf-8"))["components"]["schemas"]["SendSignalsInput"][
+        "properties"
+    ]["signals"]

@@ -70,6 +70,7 @@ def test_everything_is_optional():
         ({"region_id": True}, "region_id"),
         ({"dcs_response": {"uuid": "NOTARGET"}}, "dcs_response.uuid"),
         ({"dcs_response": {"dcs_region": "nine"}}, "dcs_response.dcs_region"),
+        ({"dcs_response": {"dcs_region": 9.5}}, "dcs_response.dcs_region"),
         ({"dcs_response": {"errors": [{"msg": "no code"}]}}, "dcs_response.errors[0].code"),
         ({"mint": "perhaps"}, "mint"),
         ({"org_id": "X@AdobeOrg"}, "org_id"),  # the org comes from settings, never from callers
@@ -202,7 +203,14 @@ def test_not_an_object():
 
 @pytest.mark.parametrize(
     ("data", "region"),
-    [({"dcs_region": 9}, 9), ({"dcs_region": "6"}, 6), ({"d_region": 7}, 7), ({"d_region": "11"}, 11), ({}, None)],
+    [
+        ({"dcs_region": 9}, 9),
+        ({"dcs_region": "6"}, 6),
+        ({"d_region": 7}, 7),
+        ({"d_region": "11"}, 11),
+        ({"dcs_region": 9.0}, 9),
+        ({}, None),
+    ],
 )
 def test_dcs_region_forms(data, region):
     assert DcsResponseIdentity.model_validate(data).dcs_region == region

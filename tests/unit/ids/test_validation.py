@@ -49,12 +49,12 @@ def test_int64_halves(value, fits):
     assert rules.fits_int64_halves(value) is fits
 
 
-@pytest.mark.parametrize(("value", "region"), [(9, 9), ("9", 9), (" 12 ", 12), (3, 3)])
+@pytest.mark.parametrize(("value", "region"), [(9, 9), ("9", 9), (" 12 ", 12), (3, 3), (9.0, 9)])
 def test_known_regions(value, region):
     assert rules.check_region(value) == region
 
 
-@pytest.mark.parametrize("value", [0, 1, 5, 10, 13, -9, "abc", "", True, 9.0, None, "٩"])
+@pytest.mark.parametrize("value", [0, 1, 5, 10, 13, -9, "abc", "", True, 9.5, None, "٩", "9.0"])
 def test_unknown_regions_are_refused_with_the_known_list(value):
     with pytest.raises(rules.RuleError) as info:
         rules.check_region(value)
@@ -94,25 +94,28 @@ def test_blob(value, valid):
         ("AUTHENTICATED", 1),
         ("Logged_Out", 2),
         (" logged_out ", 2),
+        (1.0, 1),
     ],
 )
 def test_auth_state(value, state):
     assert rules.check_auth_state(value) == state
 
 
-@pytest.mark.parametrize("value", [3, -1, True, False, 1.0, "logged out", "loggedout", "", None, "3"])
+@pytest.mark.parametrize("value", [3, -1, True, False, 1.5, "logged out", "loggedout", "", None, "3", "1.0"])
 def test_bad_auth_state(value):
     with pytest.raises(rules.RuleError) as info:
         rules.check_auth_state(value)
     assert info.value.rule == rules.AUTH_STATE_RULE
 
 
-@pytest.mark.parametrize(("value", "number"), [(1, 1), (123456, 123456), ("42", 42), (2**63 - 1, 2**63 - 1)])
+@pytest.mark.parametrize(
+    ("value", "number"), [(1, 1), (123456, 123456), ("42", 42), (2**63 - 1, 2**63 - 1), (42.0, 42), (2.0**53, 2**53)]
+)
 def test_data_source_id(value, number):
     assert rules.check_data_source_id(value) == number
 
 
-@pytest.mark.parametrize("value", [0, -5, True, 2**63, "abc", "-1", "", 1.5, None, "٣"])
+@pytest.mark.parametrize("value", [0, -5, True, 2**63, "abc", "-1", "", 1.5, None, "٣", 2.0**63, "42.0", float("nan")])
 def test_bad_data_source_id(value):
     with pytest.raises(rules.RuleError):
         rules.check_data_source_id(value)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from aam_dcs.json_numbers import json_integer
+
 REGION_HOSTS: Final[dict[int, str]] = {
     3: "apse.demdex.net",
     4: "sae.demdex.net",
@@ -31,15 +33,12 @@ REGION_LOCATIONS: Final[dict[int, str]] = {
 
 
 def parse_region(value: object) -> int | None:
-    """A region ID from an int or a numeric string, or ``None`` when it is not a known region."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        region = value
-    elif isinstance(value, str) and value.strip().isascii() and value.strip().isdigit() and len(value.strip()) <= 4:
-        region = int(value.strip())
-    else:
-        return None
+    """A region ID from a JSON integer or a numeric string, or ``None`` when it is not a known region."""
+    region = json_integer(value)
+    if region is None and isinstance(value, str):
+        text = value.strip()
+        if text.isascii() and text.isdigit() and len(text) <= 4:
+            region = int(text)
     return region if region in REGION_HOSTS else None
 
 

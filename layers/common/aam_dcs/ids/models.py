@@ -27,6 +27,7 @@ from pydantic_core import PydanticCustomError
 
 from aam_dcs.errors import InvalidRequest, PayloadTooLarge
 from aam_dcs.ids import validation as rules
+from aam_dcs.json_numbers import json_integer
 from aam_dcs.validation import invalid_request_from
 
 Source = Literal["request", "dcs_response", "amcv", "cookie", "store", "id_service", "default", "partner"]
@@ -34,6 +35,7 @@ Source = Literal["request", "dcs_response", "amcv", "cookie", "store", "id_servi
 MAX_AMCV_INPUT_CHARS: Final = 4096
 MAX_COOKIES_INPUT_CHARS: Final = 8192
 MAX_DCS_ERRORS: Final = 100
+MAX_DCS_REGION: Final = 9999
 OPT_OUT_CODES: Final = frozenset({171, 172, 173})
 PAYLOAD_TOO_LARGE: Final = "payload_too_large"
 
@@ -59,12 +61,14 @@ def _capped_text(value: object, cap: int) -> object:
 class CustomerId(BaseModel):
     """A declared ID: ``data_source_id`` (sent as ``d_cid``) or ``integration_code`` (``d_cid_ic``), not both."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, str_strip_whitespace=False, json_schema_extra=rules.ONE_NAMESPACE_SCHEMA
+    )
 
-    data_source_id: int | None = None
-    integration_code: str | None = None
-    id: str
-    auth_state: int = 0
+    data_source_id: int | None = Field(default=None, json_schema_extra=rules.DATA_SOURCE_SCHEMA)
+    integration_code: str | None = Field(default=None, json_schema_extra=rules.INTEGRATION_CODE_SCHEMA)
+    id: str = Field(json_schema_extra=rules.CUSTOMER_ID_SCHEMA)
+    auth_state: int = Field(default=0, json_schema_extra=rules.AUTH_STATE_SCHEMA)
 
     @field_validator("data_source_id", mode="before")
     @classmethod
@@ -112,8 +116,12 @@ class DcsResponseIdentity(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    uuid: str | None = None
-    dcs_region: int | None = Field(default=None, validation_alias=AliasChoices("dcs_region", "d_region"))
+    uuid: str | None = Field(default=None, json_schema_extra=rules.USER_ID_SCHEMA)
+    dcs_region: int | None = Field(
+        default=None,
+        validation_alias=AliasChoices("dcs_region", "d_region"),
+        json_schema_extra={"minimum": 0, "maximum": MAX_DCS_REGION},
+    )
     errors: list[DcsErrorEntry] = Field(default_factory=list, max_length=MAX_DCS_ERRORS)
 
     @field_validator("uuid", mode="before")
@@ -127,8 +135,9 @@ class DcsResponseIdentity(BaseModel):
     def _region(cls, value: object) -> int | None:
         if value is None or value == "":
             return None
-        if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 9999:
-            return value
+        number = json_integer(value)
+        if number is not None and 0 <= number <= MAX_DCS_REGION:
+            return number
         if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 4:
             return int(value)
         raise PydanticCustomError("dcs_region", "must be a DCS region ID: an integer or a numeric string")
@@ -148,13 +157,13 @@ class IdentityInput(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
 
-    mid: str | None = None
-    uuid: str | None = None
-    region_id: int | None = None
-    amcv: str | None = None
-    cookies: str | None = None
+    mid: str | None = Field(default=None, json_schema_extra=rules.USER_ID_SCHEMA)
+    uuid: str | None = Field(default=None, json_schema_extra=rules.USER_ID_SCHEMA)
+    region_id: int | None = Field(default=None, json_schema_extra=rules.REGION_SCHEMA)
+    amcv: str | None = Field(default=None, json_schema_extra={"maxLength": MAX_AMCV_INPUT_CHARS})
+    cookies: str | None = Field(default=None, json_schema_extra={"maxLength": MAX_COOKIES_INPUT_CHARS})
     dcs_response: DcsResponseIdentity | None = None
-    customer_ids: list[CustomerId] = Field(default_factory=list)
+    customer_ids: list[CustomerId] = Field(default_factory=list, json_schema_extra=rules.CUSTOMER_IDS_SCHEMA)
     mint: bool = False
 
     @field_validator("mid", "uuid", mode="before")

@@ -17,10 +17,14 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable, Hashable, Sequence
-from typing import Final, TypeGuard
+from typing import TYPE_CHECKING, Final, TypeGuard
 
 from aam_dcs.dcs.regions import REGION_HOSTS, parse_region
 from aam_dcs.errors import InvalidRequest
+from aam_dcs.json_numbers import json_integer
+
+if TYPE_CHECKING:
+    from pydantic.config import JsonDict
 
 USER_ID_LENGTH: Final = 38
 INT64_MAX: Final = 2**63 - 1
@@ -46,6 +50,59 @@ INTEGRATION_CODE_RULE: Final = f"must be 1 to {MAX_INTEGRATION_CODE_CHARS} chara
 CUSTOMER_ID_RULE: Final = f"must be 1 to {MAX_CUSTOMER_ID_CHARS} characters, not blank, without control characters"
 NAMESPACE_RULE: Final = "exactly one of data_source_id and integration_code is required"
 TOO_MANY_IDS_RULE: Final = f"at most {MAX_CUSTOMER_IDS} declared IDs per request"
+
+
+# --- JSON Schema hints: the same rules for the OpenAPI document (ECMA-262 patterns) -------------
+
+# Not the rules themselves (the checks below are) but never looser: what a schema allows, they accept.
+# Cc as a character-class range. Lone surrogates (Cs) are left out: many regex engines refuse them in a
+# pattern, and the checks refuse them anyway.
+_CONTROLS: Final = r"\u0000-\u001f\u007f-\u009f"
+NO_CONTROL_CHARS: Final = f"^[^{_CONTROLS}]*$"
+USER_ID_SCHEMA: Final[JsonDict] = {"pattern": f"^[0-9]{{{USER_ID_LENGTH}}}$", "description": "38 ASCII digits"}
+REGION_SCHEMA: Final[JsonDict] = {"enum": [*sorted(REGION_HOSTS), None], "description": "a region ID of the DCS table"}
+AUTH_STATE_SCHEMA: Final[JsonDict] = {
+    "enum": [0, 1, 2],
+    "description": "0 unknown, 1 authenticated, 2 logged_out (the names are accepted too)",
+}
+DATA_SOURCE_SCHEMA: Final[JsonDict] = {"minimum": 1, "maximum": INT64_MAX}
+INTEGRATION_CODE_SCHEMA: Final[JsonDict] = {
+    "minLength": 1,
+    "maxLength": MAX_INTEGRATION_CODE_CHARS,
+    "pattern": NO_CONTROL_CHARS,
+}
+CUSTOMER_ID_SCHEMA: Final[JsonDict] = {
+    "minLength": 1,
+    "maxLength": MAX_CUSTOMER_ID_CHARS,
+    "pattern": f"^[^{_CONTROLS}]*[^\\s{_CONTROLS}][^{_CONTROLS}]*$",  # not blank
+}
+CUSTOMER_IDS_SCHEMA: Final[JsonDict] = {"maxItems": MAX_CUSTOMER_IDS}
+ONE_NAMESPACE_SCHEMA: Final[JsonDict] = {
+    "anyOf": [
+        {
+            "required": ["data_source_id"],
+            "properties": {"data_source_id": {"type": "integer"}, "integration_code": {"type": "null"}},
+        },
+        {
+            "required": ["integration_code"],
+            "properties": {"integration_code": {"type": "string"}, "data_source_id": {"type": "null"}},
+        },
+    ]
+}
+
+
+def _given(field: str, schema: JsonDict) -> JsonDict:
+    return {"required": [field], "properties": {field: schema}}
+
+
+#: Something that names the visitor: what a lookup and a queued send need.
+IDENTIFIED_SCHEMA: Final[JsonDict] = {
+    "anyOf": [
+        *(_given(field, {"type": "string"}) for field in ("mid", "uuid", "amcv", "cookies")),
+        _given("dcs_response", _given("uuid", {"type": "string"})),
+        _given("customer_ids", {"minItems": 1}),
+    ]
+}
 
 
 class RuleError(ValueError):
@@ -116,8 +173,9 @@ def check_blob(value: object) -> str:
 
 def check_auth_state(value: object) -> int:
     """0, 1 or 2 (int or digit string), or a state name in any case."""
-    if isinstance(value, int) and not isinstance(value, bool) and value in (0, 1, 2):
-        return value
+    number = json_integer(value)
+    if number in (0, 1, 2):
+        return number
     if isinstance(value, str):
         text = value.strip().lower()
         if text in AUTH_STATES:
@@ -128,11 +186,9 @@ def check_auth_state(value: object) -> int:
 
 
 def check_data_source_id(value: object) -> int:
-    """A positive integer, from an int or an ASCII digit string; booleans are refused."""
-    number: int | None = None
-    if isinstance(value, int) and not isinstance(value, bool):
-        number = value
-    elif isinstance(value, str) and _ASCII_INT.fullmatch(value):
+    """A positive integer, from a JSON integer or an ASCII digit string; booleans are refused."""
+    number = json_integer(value)
+    if isinstance(value, str) and _ASCII_INT.fullmatch(value):
         number = int(value)
     if number is None or not 0 < number <= INT64_MAX:
         raise RuleError("data_source_id", DATA_SOURCE_RULE)

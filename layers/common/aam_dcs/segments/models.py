@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Final, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from aam_dcs.ids.models import IdentityInput
+from aam_dcs.ids.validation import IDENTIFIED_SCHEMA
 
 CacheState = Literal["hit", "miss", "bypass", "stale"]
 
@@ -18,6 +19,8 @@ MAX_AGE_LIMIT_SECONDS: Final = 30 * 24 * 3600
 # (0: always ask the DCS), or skip the cache read altogether with ``refresh``. (Comments, not
 # docstrings: a model's docstring becomes its description in the generated OpenAPI document.)
 class LookupInput(IdentityInput):
+    model_config = ConfigDict(json_schema_extra=IDENTIFIED_SCHEMA)  # a lookup needs an ID (lookup.py)
+
     max_age_seconds: int = Field(default=DEFAULT_MAX_AGE_SECONDS, ge=0, le=MAX_AGE_LIMIT_SECONDS)
     refresh: bool = False
 

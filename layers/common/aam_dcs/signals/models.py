@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from aam_dcs.ids.models import IdentityInput
+from aam_dcs.signals import rules
+
+if TYPE_CHECKING:
+    from pydantic.config import JsonDict
 
 SendStatus = Literal["sent", "queued", "skipped_opted_out", "discarded", "dry_run"]
 
 _TC_STRING: Final = re.compile(r"^[A-Za-z0-9_.\-]+\Z")
 _EVENT_ID: Final = re.compile(r"^[\x21-\x7e]{1,128}\Z")
 _HEADER_VALUE: Final = re.compile(r"^[\x20-\x7e]*\Z")
+_HEADER_VALUE_SCHEMA: Final[JsonDict] = {"pattern": "^[ -~]*$"}
 
 
 class Consent(BaseModel):
@@ -22,7 +27,7 @@ class Consent(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     gdpr: bool
-    gdpr_consent: str = Field(min_length=1, max_length=4096)
+    gdpr_consent: str = Field(min_length=1, max_length=4096, json_schema_extra={"pattern": "^[A-Za-z0-9_.-]+$"})
 
     @field_validator("gdpr_consent")
     @classmethod
@@ -36,15 +41,19 @@ class Consent(BaseModel):
 
 
 class SendSignalsInput(IdentityInput):
-    signals: dict[str, Any] = Field(default_factory=dict)
-    trait_ids: list[int] = Field(default_factory=list, max_length=100)
+    model_config = ConfigDict(json_schema_extra=rules.SEND_SCHEMA)
+
+    signals: dict[str, Any] = Field(default_factory=dict, json_schema_extra=rules.SIGNALS_SCHEMA)
+    trait_ids: list[int] = Field(
+        default_factory=list, max_length=rules.MAX_TRAIT_IDS, json_schema_extra=rules.TRAIT_IDS_SCHEMA
+    )
     consent: Consent | None = None
-    event_id: str | None = None
+    event_id: str | None = Field(default=None, json_schema_extra={"pattern": "^[!-~]{1,128}$"})
     return_segments: bool = False
     mode: Literal["sync", "async"] = "sync"
     dry_run: bool = False
-    user_agent: str | None = Field(default=None, max_length=1024)
-    referer: str | None = Field(default=None, max_length=2048)
+    user_agent: str | None = Field(default=None, max_length=1024, json_schema_extra=_HEADER_VALUE_SCHEMA)
+    referer: str | None = Field(default=None, max_length=2048, json_schema_extra=_HEADER_VALUE_SCHEMA)
 
     @field_validator("trait_ids")
     @classmethod

@@ -9,9 +9,13 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from aam_dcs.errors import InvalidRequest
+from aam_dcs.ids.validation import IDENTIFIED_SCHEMA, NO_CONTROL_CHARS
+
+if TYPE_CHECKING:
+    from pydantic.config import JsonDict
 
 MAX_SIGNALS: Final = 200
 MAX_KEY_LENGTH: Final = 100
@@ -25,6 +29,56 @@ _RESERVED_PREFIXES: Final = ("d_", "h_")
 _RESERVED_KEYS: Final = frozenset({"dcs_region", "gdpr", "gdpr_consent", "dpid", "dpuuid", "ts", "_ts"})
 # C0 and C1 controls, DEL, and lone surrogates (which cannot be sent as UTF-8).
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def _any_case(text: str) -> str:
+    """``gdpr`` → ``[gG][dD][pP][rR]``: JSON Schema patterns have no flag for case."""
+    return "".join(f"[{char.lower()}{char.upper()}]" if char.isalpha() else char for char in text)
+
+
+# JSON Schema hints for the OpenAPI document (ECMA-262 patterns): never looser than the checks below.
+_RESERVED_KEY_PATTERN: Final = (
+    "^("
+    + "|".join([*map(_any_case, _RESERVED_PREFIXES), *(f"{_any_case(key)}$" for key in sorted(_RESERVED_KEYS))])
+    + ")"
+)
+_SCALAR_SCHEMA: Final[JsonDict] = {
+    "anyOf": [
+        {"type": "string", "maxLength": MAX_VALUE_LENGTH, "pattern": NO_CONTROL_CHARS},
+        {"type": "number"},
+        {"type": "boolean"},
+    ]
+}
+SIGNALS_SCHEMA: Final[JsonDict] = {
+    "maxProperties": MAX_SIGNALS,
+    "propertyNames": {
+        "pattern": "^[A-Za-z0-9_-]*[A-Za-z][A-Za-z0-9_-]*$",
+        "maxLength": MAX_KEY_LENGTH,
+        "not": {"pattern": _RESERVED_KEY_PATTERN},
+    },
+    "additionalProperties": {
+        "anyOf": [
+            _SCALAR_SCHEMA,
+            {"type": "array", "items": _SCALAR_SCHEMA, "minItems": 1, "maxItems": MAX_LIST_LENGTH},
+        ]
+    },
+}
+SEND_SCHEMA: Final[JsonDict] = {
+    "allOf": [
+        {  # something to send
+            "anyOf": [
+                {"required": ["signals"], "properties": {"signals": {"minProperties": 1}}},
+                {"required": ["trait_ids"], "properties": {"trait_ids": {"minItems": 1}}},
+                {"required": ["customer_ids"], "properties": {"customer_ids": {"minItems": 1}}},
+            ]
+        },
+        {  # a queued call names its visitor: the queue's message group
+            "if": {"required": ["mode"], "properties": {"mode": {"const": "async"}}},
+            "then": IDENTIFIED_SCHEMA,
+        },
+    ]
+}
+TRAIT_IDS_SCHEMA: Final[JsonDict] = {"items": {"type": "integer", "minimum": 1}}
 
 Scalar = str | int | float | bool
 SignalValue = Scalar | Sequence[Scalar]
