@@ -7,7 +7,6 @@ never against absolute numbers: this machine is shared and its speed varies.
 from __future__ import annotations
 
 import json
-import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -97,20 +96,22 @@ def test_building_the_first_aws_client_starts_tracing_aws_calls() -> None:
 def test_importing_each_function_costs_no_more_than_the_contract_forces() -> None:
     """Against the floor (the Powertools hello world plus a pydantic model and urllib3, what every
     function of the contract needs), in Lambda's environment with tracing off, where the X-Ray SDK
-    weighs least on either side. Medians of interleaved runs, so a busy moment hits all alike.
+    weighs least on either side. The fastest of 5 interleaved runs each: the least disturbed one
+    (medians of 3 ranged 0.76-1.18 here; the fastest of 5, 0.89-1.05, and up to 1.12 with both
+    cores busy).
 
     The functions import their own models and modules where the floor imports urllib3 (theirs comes
-    with the first DCS call): measured 1.03-1.14, so the budget leaves room for a shared machine.
+    with the first DCS call), so the budget of 1.25 leaves room for a shared machine.
     Against the bare hello world the functions cannot win: pydantic alone costs about half of it
     (see README, Performance).
     """
     in_lambda = {"LAMBDA_TASK_ROOT": str(ROOT), "POWERTOOLS_TRACE_DISABLED": "true"}
     samples: dict[str, list[float]] = {name: [] for name in ("floor", *FUNCTIONS)}
-    for _ in range(3):
+    for _ in range(5):
         samples["floor"].append(float(import_in_fresh_interpreter(FLOOR, **in_lambda)["ms"]))  # type: ignore[arg-type]
         for name in FUNCTIONS:
             probe = import_in_fresh_interpreter(function_path(name), **in_lambda)
             samples[name].append(float(probe["ms"]))  # type: ignore[arg-type]
-    reference = statistics.median(samples["floor"])
-    ratios = {name: round(statistics.median(samples[name]) / reference, 2) for name in FUNCTIONS}
+    reference = min(samples["floor"])
+    ratios = {name: round(min(samples[name]) / reference, 2) for name in FUNCTIONS}
     assert all(ratio <= 1.25 for ratio in ratios.values()), ratios
