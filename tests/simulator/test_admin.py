@@ -218,5 +218,5 @@ def test_stop_is_quick_with_idle_keep_alive_connections(base_config):
     session.get(f"{sim.url}/_admin/health", timeout=2)
     started = time.monotonic()
     sim.stop()
-    assert time.monotonic() - started < 1
+    assert time.monotonic() - started < 3  # not stop()'s 5 s wait for the handler thread
     session.close()

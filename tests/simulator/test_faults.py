@@ -5,13 +5,14 @@ from __future__ import annotations
 import http.client
 import json
 import random
+import socket
 import threading
 import time
 
 import pytest
 import requests
 
-from local.dcs_simulator import DcsSimulator, FaultConfigError
+from local.dcs_simulator import DcsSimulator, FaultConfigError, server
 from local.dcs_simulator.faults import FaultConfig, FaultInjector
 from tests.simulator.helpers import ORG, Client
 
@@ -28,16 +29,22 @@ def id_call(sim: DcsSimulator) -> requests.Response:
     return requests.get(f"{sim.url}/id", params={"d_ver": "2", "d_orgid": ORG}, headers=headers, timeout=5)
 
 
-def test_without_faults_answers_are_fast_on_a_keep_alive_connection(sim):
-    """No Nagle + delayed-ACK stall (about 40 ms a call) between the header and body writes."""
-    session = requests.Session()
-    durations = []
-    for _ in range(21):
-        started = time.monotonic()
-        assert session.get(f"{sim.url}/event?d_rtbd=json", headers=HEADERS, timeout=2).status_code == 200
-        durations.append(time.monotonic() - started)
-    session.close()
-    assert sorted(durations)[10] < 0.025
+def test_connections_are_not_held_back_by_nagle(sim, monkeypatch):
+    """Every connection has TCP_NODELAY: with Nagle's algorithm on, each keep-alive answer's body
+    waits for the client's delayed ACK of its headers (about 40 ms a call)."""
+    no_delay = []
+    real_setup = server._Handler.setup
+
+    def setup(self):
+        real_setup(self)
+        no_delay.append(self.connection.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+
+    monkeypatch.setattr(server._Handler, "setup", setup)
+    for _ in range(2):  # two connections
+        with requests.Session() as session:
+            assert session.get(f"{sim.url}/event?d_rtbd=json", headers=HEADERS, timeout=2).status_code == 200
+    assert len(no_delay) == 2
+    assert all(no_delay)
 
 
 def test_fixed_latency_delays_each_answer(sim):
@@ -94,7 +101,7 @@ def test_hang_processes_the_call_but_never_answers(sim):
     started = time.monotonic()
     with pytest.raises(requests.exceptions.ReadTimeout):
         event(sim, f"d_uuid={UUID}&c_category=tents", timeout=0.3)
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 3  # the client's timeout, not the 5 s hang
     assert sim.profile(UUID)["traits"]["1001"]["count"] == 1  # the DCS did the work
     call = sim.calls()[-1]
     assert (call["fault"], call["outcome"], call["status"]) == ("hang", "hang", None)
@@ -130,7 +137,7 @@ def test_stop_interrupts_a_long_hang(make_sim):
     started = time.monotonic()
     sim.stop()
     thread.join(3)
-    assert time.monotonic() - started < 1
+    assert time.monotonic() - started < 3  # not the 30 s hang
     assert not thread.is_alive()
     (error,) = errors
     assert isinstance(error, http.client.RemoteDisconnected | ConnectionError), error  # closed, no answer
