@@ -354,8 +354,7 @@ def _statements(node: Any) -> Iterator[dict[str, Any]]:
 def test_no_wildcard_actions(resources: dict[str, Any]) -> None:
     for statement in _statements(resources):
         assert "NotAction" not in statement
-        actions = statement["Action"]
-        for action in actions if isinstance(actions, list) else [actions]:
+        for action in _actions(statement):
             assert action != "*"
             assert not action.endswith(":*"), action
 
@@ -411,6 +410,28 @@ def test_each_function_reaches_only_its_own_queue(resources: dict[str, Any]) -> 
     assert queues("ResolveIdsFunction") == set()
     assert queues("SendSignalsFunction") == {"SignalQueue", "SignalDeadLetterQueue"}
     assert queues("LookupSegmentsFunction") == {"EnrichQueue", "EnrichDeadLetterQueue"}
+
+
+def test_a_worker_may_delay_retries_on_its_own_queue_only(resources: dict[str, Any]) -> None:
+    """Retry backoff is ChangeMessageVisibility, which the policy SAM adds for an SQS event lacks."""
+
+    def delayable(logical_id: str) -> set[str]:
+        return {
+            statement["Resource"]["Fn::GetAtt"][0]
+            for entry in _policy_entries(resources[logical_id]["Properties"].get("Policies", []))
+            if isinstance(entry, dict) and "Statement" in entry
+            for statement in entry["Statement"]
+            if "sqs:ChangeMessageVisibility" in _actions(statement)
+        }
+
+    assert delayable("ResolveIdsFunction") == set()
+    assert delayable("SendSignalsFunction") == {"SignalQueue"}
+    assert delayable("LookupSegmentsFunction") == set()
+
+
+def _actions(statement: dict[str, Any]) -> list[str]:
+    actions = statement["Action"]
+    return actions if isinstance(actions, list) else [actions]
 
 
 # --------------------------------------------------------------------------- template: data, logs, alarms
