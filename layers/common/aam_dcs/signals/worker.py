@@ -26,18 +26,18 @@ fails, or is still held back by its group, is dead-lettered with the reason ``re
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any
 
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from aam_dcs.errors import DcsBadResponse, DcsError, DcsRejected, InvalidRequest, RateLimited
 from aam_dcs.jobs.deadletter import SqsDeadLetters, original_message_id
 from aam_dcs.jobs.idempotency import DeliveryInProgress, Idempotency, NoIdempotency, PowertoolsIdempotency
+from aam_dcs.jobs.retries import Backoff, failed_delays, retry_delay
 from aam_dcs.jobs.signal_queue import SignalQueue
-from aam_dcs.jobs.worker import DeadLetters, PermanentFailure, message_body, process_fifo_batch, receive_count
+from aam_dcs.jobs.worker import DeadLetters, PermanentFailure, message_body, process_fifo_batch
 from aam_dcs.observability import fingerprint, logger
 from aam_dcs.signals.messages import KIND, QueuedSignals, parse_message
 from aam_dcs.signals.outcome import Delivery
@@ -47,20 +47,6 @@ from aam_dcs.signals.wire import event_request
 #: A handler for the other kinds of message on the queue (a batch job's ``continue_job``):
 #: called with the message body and the Lambda context.
 KindHandler = Callable[[dict[str, Any], Any], None]
-
-MAX_RECEIVES_HINT: Final = 16
-
-
-@dataclass(frozen=True)
-class Backoff:
-    """Seconds before the n-th retry: ``base * 2**(n-1)``, capped (n = ApproximateReceiveCount)."""
-
-    base_seconds: int = 30
-    max_seconds: int = 900
-
-    def delay(self, receive_count: int) -> int:
-        exponent = min(max(receive_count, 1), MAX_RECEIVES_HINT) - 1
-        return int(min(self.max_seconds, self.base_seconds * 2**exponent))
 
 
 @dataclass
@@ -178,31 +164,16 @@ class SignalWorker:
         return Delivery.from_dict(stored)
 
     def _retry_delay(self, record: SQSRecord, error: Exception) -> int:
-        backoff = self.backoff.delay(receive_count(record))
         if isinstance(error, RateLimited):
             count("DenylistGuardWaits")
-            return max(1, math.ceil(error.retry_after))
-        if isinstance(error, DcsError) and error.retry_after:
-            return max(backoff, math.ceil(error.retry_after))
-        return backoff
+        return retry_delay(error, record, self.backoff)
 
     def _delay_retries(
         self, records: list[dict[str, Any]], failures: list[dict[str, str]], delays: Mapping[str, int]
     ) -> None:
         """Failed messages, and the skipped later messages of their group, come back after the delay."""
-        if self.queue is None or not failures:
-            return
-        failed = {failure["itemIdentifier"] for failure in failures}
-        by_group: dict[str, int] = {}
-        handles: dict[str, int] = {}
-        for record in map(SQSRecord, records):
-            if record.message_id not in failed:
-                continue
-            group = record.attributes.message_group_id or record.message_id
-            delay = delays.get(record.message_id) or by_group.get(group) or self.backoff.delay(receive_count(record))
-            by_group.setdefault(group, delay)
-            handles[record.receipt_handle] = delay
-        self.queue.delay(handles)
+        if self.queue is not None and failures:
+            self.queue.delay(failed_delays(records, failures, delays, self.backoff))
 
 
 def _kind(body: str) -> object:
