@@ -25,7 +25,6 @@ from aam_dcs.segments.models import LookupInput
 from aam_dcs.triggers import dispatch
 
 if TYPE_CHECKING:
-    from aam_dcs.jobs.deadletter import SqsDeadLetters
     from aam_dcs.jobs.planner import JobPlanner
     from aam_dcs.segments.enrich_worker import EnrichmentWorker
 
@@ -54,14 +53,6 @@ def planner() -> JobPlanner:
     return enrichment_planner(get_settings())
 
 
-@cache
-def dead_letters() -> SqsDeadLetters | None:
-    from aam_dcs.jobs.deadletter import SqsDeadLetters
-
-    queue_url = get_settings().enrich_dlq_url
-    return SqsDeadLetters(queue_url) if queue_url else None
-
-
 @app.get("/segments")
 def get_segments() -> dict[str, Any]:
     return look_up(query_input(app, QUERY_FIELDS))
@@ -81,16 +72,7 @@ def run_job(event: Any, context: Any) -> dict[str, Any]:
 
 
 def work_queue(event: Any, context: Any) -> dict[str, Any]:
-    from aam_dcs.jobs.worker import process_fifo_batch
-
-    handle = worker().handle
-    return process_fifo_batch(
-        event,
-        context,
-        lambda record: handle(record, context),
-        dead_letters=dead_letters(),
-        max_receives=get_settings().max_receives,
-    )
+    return worker().process(event, context)
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -426,7 +426,7 @@ def test_a_worker_may_delay_retries_on_its_own_queue_only(resources: dict[str, A
 
     assert delayable("ResolveIdsFunction") == set()
     assert delayable("SendSignalsFunction") == {"SignalQueue"}
-    assert delayable("LookupSegmentsFunction") == set()
+    assert delayable("LookupSegmentsFunction") == {"EnrichQueue"}
 
 
 def _actions(statement: dict[str, Any]) -> list[str]:

@@ -16,10 +16,12 @@ from typing import Any
 
 import pytest
 
+from aam_dcs.jobs.retries import Backoff
 from aam_dcs.observability import logger
 from aam_dcs.store.profiles import customer_key
+from local.poller import lambda_sqs_record
 from tests.support.segments import CountdownContext
-from tests.support.segments_stack import SegmentsStack, SimulatorSeeder
+from tests.support.segments_stack import REGION, SegmentsStack, SimulatorSeeder
 
 pytestmark = pytest.mark.integration
 
@@ -173,6 +175,28 @@ def test_a_dcs_outage_leaves_messages_for_a_retry(handler, stack, seeder, segmen
     stack.drain(handler.lambda_handler, fresh_context)
     assert set(by_mid(stack.announced())) == {mid_of(1)}
     assert stack.dead_letters() == []
+
+
+def test_a_failed_customer_comes_back_after_the_workers_backoff_not_the_visibility_timeout(
+    handler, stack, seeder, segments_sim
+):
+    seeder.realize([1001], mid=mid_of(1))
+    handler.lambda_handler(
+        {"job": "enrich_segments", "source": {"s3": stack.put_jsonl("u.jsonl", [customer_row(1)])}}, fresh_context()
+    )
+    handler.worker().backoff = Backoff(base_seconds=0, max_seconds=0)  # a test cannot wait 30 s
+    segments_sim.set_faults(down=True)
+    (message,) = receive(stack)
+    event = {"Records": [lambda_sqs_record(message, queue_arn=stack.queue_arn, region=REGION)]}
+    assert len(handler.lambda_handler(event, fresh_context())["batchItemFailures"]) == 1
+    # The queue's visibility timeout is 30 minutes; the worker's ChangeMessageVisibility brought it back.
+    (again,) = receive(stack)
+    assert (again["MessageId"], again["Attributes"]["ApproximateReceiveCount"]) == (message["MessageId"], "2")
+
+
+def receive(stack: SegmentsStack) -> list[dict[str, Any]]:
+    answer = stack.sqs.receive_message(QueueUrl=stack.queue_url, MaxNumberOfMessages=10, AttributeNames=["All"])
+    return answer.get("Messages", [])
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ from aam_dcs.errors import DcsTimeout, DcsUnavailable, FeatureDisabled, InvalidR
 from aam_dcs.jobs.deadletter import InMemoryDeadLetters
 from aam_dcs.jobs.publisher import InMemoryQueue
 from aam_dcs.jobs.sources import SourceRow
+from aam_dcs.jobs.visibility import InMemoryVisibility
 from aam_dcs.segments.enrich_job import enrichment_planner
 from tests.support.events import FakeLambdaContext, api_event, sqs_event
 from tests.support.segments import AMCV, MID, ORG, UUID, LookupKit, bundle_settings, enrich_body, stuff_answer
@@ -175,9 +176,9 @@ def test_a_job_without_a_queue_names_the_missing_setting(handler):
 
 def test_the_queue_worker_reports_retryable_failures_and_dead_letters_permanent_ones(handler, monkeypatch, kit):
     worker, events = kit.enrichment_worker()
-    dead = InMemoryDeadLetters()
+    dead = worker.dead_letters = InMemoryDeadLetters()
+    visibility = worker.queue = InMemoryVisibility()
     monkeypatch.setattr(handler, "worker", lambda: worker)
-    monkeypatch.setattr(handler, "dead_letters", lambda: dead)
     other_mid = "1" * 38
 
     def answer(request):
@@ -202,12 +203,14 @@ def test_the_queue_worker_reports_retryable_failures_and_dead_letters_permanent_
     assert result == {"batchItemFailures": [{"itemIdentifier": ids[1]}, {"itemIdentifier": ids[2]}]}
     assert [(body, reason) for _, body, reason, _ in dead.messages] == [("not json", "invalid_message")]
     assert [e.detail["identity"]["mid"] for e in events.events] == [MID]
+    # The outage's message and the one behind it in its group come back after the first backoff.
+    assert visibility.delays == {"handle-1": 30, "handle-2": 30}
 
 
 def test_the_sample_sqs_event_is_processed(handler, monkeypatch, kit):
     worker, events = kit.enrichment_worker()
+    worker.dead_letters = InMemoryDeadLetters()
     monkeypatch.setattr(handler, "worker", lambda: worker)
-    monkeypatch.setattr(handler, "dead_letters", InMemoryDeadLetters)
     kit.dcs.default_event = stuff_answer("1")
     with open("events/lookup_segments/sqs.json") as sample:
         assert invoke(handler, json.load(sample)) == {"batchItemFailures": []}

@@ -13,14 +13,20 @@ The delays are applied through :mod:`aam_dcs.jobs.visibility`.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from aam_dcs.errors import DcsError, RateLimited
-from aam_dcs.jobs.worker import receive_count
+from aam_dcs.jobs.worker import process_fifo_batch, receive_count
+
+if TYPE_CHECKING:
+    from aam_dcs.jobs.visibility import VisibilityQueue
+
+#: Handles one message; for a retryable failure it records the message's delay and raises.
+RetryingHandler = Callable[[SQSRecord, dict[str, int]], None]
 
 MAX_RECEIVES_HINT: Final = 16
 
@@ -62,3 +68,21 @@ def failed_delays(
         by_group.setdefault(group, delay)
         handles[record.receipt_handle] = delay
     return handles
+
+
+def process_with_backoff(
+    event: Mapping[str, Any],
+    context: Any,
+    handle: RetryingHandler,
+    *,
+    queue: VisibilityQueue | None,
+    backoff: Backoff,
+    **batch_options: Any,
+) -> dict[str, list[dict[str, str]]]:
+    """:func:`~aam_dcs.jobs.worker.process_fifo_batch`, then each failed message's delay set on the queue."""
+    delays: dict[str, int] = {}
+    answer = process_fifo_batch(event, context, lambda record: handle(record, delays), **batch_options)
+    failures = answer["batchItemFailures"]
+    if queue is not None and failures:
+        queue.delay(failed_delays(event.get("Records", []), failures, delays, backoff))
+    return answer

@@ -35,9 +35,9 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aam_dcs.errors import DcsBadResponse, DcsError, DcsRejected, InvalidRequest, RateLimited
 from aam_dcs.jobs.deadletter import SqsDeadLetters, original_message_id
 from aam_dcs.jobs.idempotency import DeliveryInProgress, Idempotency, NoIdempotency, PowertoolsIdempotency
-from aam_dcs.jobs.retries import Backoff, failed_delays, retry_delay
+from aam_dcs.jobs.retries import Backoff, process_with_backoff, retry_delay
 from aam_dcs.jobs.signal_queue import SignalQueue
-from aam_dcs.jobs.worker import DeadLetters, PermanentFailure, message_body, process_fifo_batch
+from aam_dcs.jobs.worker import DeadLetters, PermanentFailure, message_body
 from aam_dcs.observability import fingerprint, logger
 from aam_dcs.signals.messages import KIND, QueuedSignals, parse_message
 from aam_dcs.signals.outcome import Delivery
@@ -64,17 +64,16 @@ class SignalWorker:
     def process(self, event: Mapping[str, Any], context: Any) -> dict[str, list[dict[str, str]]]:
         """An SQS FIFO batch; the answer is Lambda's partial batch response."""
         self.idempotency.register(context)
-        delays: dict[str, int] = {}
-        answer = process_fifo_batch(
+        return process_with_backoff(
             event,
             context,
-            lambda record: self.handle(record, delays, context),
+            lambda record, delays: self.handle(record, delays, context),
+            queue=self.queue,
+            backoff=self.backoff,
             dead_letters=self.dead_letters,
             max_parallel_groups=self.max_parallel_groups,
             max_receives=self.max_receives,
         )
-        self._delay_retries(event.get("Records", []), answer["batchItemFailures"], delays)
-        return answer
 
     def handle(self, record: SQSRecord, delays: dict[str, int] | None = None, context: Any = None) -> None:
         """One message; a retryable failure records its delay in ``delays`` and re-raises."""
@@ -167,13 +166,6 @@ class SignalWorker:
         if isinstance(error, RateLimited):
             count("DenylistGuardWaits")
         return retry_delay(error, record, self.backoff)
-
-    def _delay_retries(
-        self, records: list[dict[str, Any]], failures: list[dict[str, str]], delays: Mapping[str, int]
-    ) -> None:
-        """Failed messages, and the skipped later messages of their group, come back after the delay."""
-        if self.queue is not None and failures:
-            self.queue.delay(failed_delays(records, failures, delays, self.backoff))
 
 
 def _kind(body: str) -> object:
