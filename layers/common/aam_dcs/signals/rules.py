@@ -24,7 +24,7 @@ MAX_LIST_LENGTH: Final = 100
 MAX_TRAIT_IDS: Final = 100
 
 # Letters, digits, "-" and "_", with at least one letter (AAM's trait key-name rule).
-_KEY = re.compile(r"^(?=[A-Za-z0-9_-]*[A-Za-z])[A-Za-z0-9_-]+\Z")
+KEY_PATTERN: Final = "^[A-Za-z0-9_-]*[A-Za-z][A-Za-z0-9_-]*$"  # also the OpenAPI document's
 _RESERVED_PREFIXES: Final = ("d_", "h_")
 _RESERVED_KEYS: Final = frozenset({"dcs_region", "gdpr", "gdpr_consent", "dpid", "dpuuid", "ts", "_ts"})
 # C0 and C1 controls, DEL, and lone surrogates (which cannot be sent as UTF-8).
@@ -52,7 +52,7 @@ _SCALAR_SCHEMA: Final[JsonDict] = {
 SIGNALS_SCHEMA: Final[JsonDict] = {
     "maxProperties": MAX_SIGNALS,
     "propertyNames": {
-        "pattern": "^[A-Za-z0-9_-]*[A-Za-z][A-Za-z0-9_-]*$",
+        "pattern": KEY_PATTERN,
         "maxLength": MAX_KEY_LENGTH,
         "not": {"pattern": _RESERVED_KEY_PATTERN},
     },
@@ -86,7 +86,7 @@ SignalValue = Scalar | Sequence[Scalar]
 
 def check_key(key: str) -> str:
     field = f"signals.{key[:40]}"
-    if not isinstance(key, str) or not _KEY.match(key) or len(key) > MAX_KEY_LENGTH:
+    if not isinstance(key, str) or len(key) > MAX_KEY_LENGTH or not re.fullmatch(KEY_PATTERN, key):
         raise InvalidRequest(
             "signal keys are letters, digits, '-' and '_' with at least one letter",
             field=field if _printable(key) else "signals",
